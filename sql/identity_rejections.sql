@@ -1,0 +1,5 @@
+-- identity_rejections: every identifier or link that was not used, and why.
+SELECT id_type, id_value, reason, rule, linked_type, linked_value,
+       source, row_key, first_seen_at, last_seen_at
+FROM identity_graph
+WHERE status = 'rejected'

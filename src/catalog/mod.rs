@@ -1,0 +1,473 @@
+//! The catalog: schemas, and in them sources (the landing zone), published
+//! tables and persisted views — all read from and written to the storage
+//! root, so every process (a server, a `profiledb run`) sees the same objects.
+//!
+//! Readers take an immutable [`Snapshot`]; [`Catalog::refresh`] replaces it
+//! after re-reading only the catalog files that changed. DDL is persisted
+//! first and then refreshed, so what a client created survives a restart.
+
+pub mod oid;
+pub mod pg_catalog;
+pub mod pg_types;
+pub mod provider;
+pub mod sources;
+pub mod views;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CatalogError, Error, Result};
+use crate::storage::publish::{self, TablePointer};
+use crate::storage::{Listed, Storage, layout};
+use views::{ViewDef, ViewProvider};
+
+pub const DEFAULT_SCHEMA: &str = "public";
+/// Schemas that always exist and cannot be dropped.
+pub const BUILTIN_SCHEMAS: [&str; 2] = ["public", "segments"];
+/// Schemas answered by the engine itself, never stored.
+pub const SYSTEM_SCHEMAS: [&str; 2] = ["pg_catalog", "information_schema"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationKind {
+    /// A folder of the landing zone.
+    Source,
+    /// A materialised table (a model's output).
+    Table,
+    View,
+}
+
+#[derive(Debug, Clone)]
+pub struct Relation {
+    pub schema: String,
+    pub name: String,
+    pub kind: RelationKind,
+    pub arrow_schema: SchemaRef,
+    pub provider: Arc<dyn TableProvider>,
+    pub pointer: Option<TablePointer>,
+    pub view: Option<ViewDef>,
+}
+
+/// An immutable view of the catalog.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub schemas: BTreeMap<String, BTreeMap<String, Relation>>,
+}
+
+impl Snapshot {
+    pub fn relation(&self, schema: &str, name: &str) -> Option<&Relation> {
+        self.schemas.get(schema)?.get(name)
+    }
+
+    pub fn relations(&self) -> impl Iterator<Item = &Relation> {
+        self.schemas.values().flat_map(BTreeMap::values)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SchemaDef {
+    name: String,
+    created_at: String,
+}
+
+/// A parsed catalog file, kept while the file is unchanged.
+#[derive(Debug, Clone)]
+enum CachedFile {
+    Schema(String),
+    Table(Box<Relation>),
+    View(Box<Relation>),
+}
+
+#[derive(Debug)]
+pub struct Catalog {
+    storage: Storage,
+    snapshot: RwLock<Arc<Snapshot>>,
+    sources: RwLock<Vec<sources::SourceTable>>,
+    files: Mutex<HashMap<String, (Listed, CachedFile)>>,
+    /// Serialises this process's catalog writes.
+    ddl: tokio::sync::Mutex<()>,
+}
+
+impl Catalog {
+    /// Opens the catalog of `storage` and reads it once.
+    pub async fn open(storage: Storage) -> Result<Arc<Self>> {
+        let catalog = Arc::new(Self {
+            storage,
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            sources: RwLock::new(Vec::new()),
+            files: Mutex::new(HashMap::new()),
+            ddl: tokio::sync::Mutex::new(()),
+        });
+        catalog.refresh_sources().await?;
+        Ok(catalog)
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Re-reads the landing zone's folders and file schemas.
+    pub async fn refresh_sources(&self) -> Result<()> {
+        let loaded = sources::load_sources(&self.storage).await?;
+        *self.sources.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+        self.refresh().await
+    }
+
+    /// Re-reads changed catalog files and publishes a new snapshot.
+    pub async fn refresh(&self) -> Result<()> {
+        let listed = self.storage.list_detailed("catalog/").await?;
+        let mut parsed = Vec::with_capacity(listed.len());
+        for item in listed {
+            let cached = {
+                let files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+                files
+                    .get(&item.path)
+                    .filter(|(l, _)| *l == item)
+                    .map(|(_, c)| c.clone())
+            };
+            let entry = match cached {
+                Some(c) => Some(c),
+                None => match self.read_file(&item.path).await {
+                    Ok(Some(c)) => {
+                        self.files
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(item.path.clone(), (item.clone(), c.clone()));
+                        Some(c)
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!(path = %item.path, error = %e, "skipping unreadable catalog file");
+                        None
+                    }
+                },
+            };
+            if let Some(e) = entry {
+                parsed.push(e);
+            }
+        }
+        let mut snap = Snapshot::default();
+        for s in BUILTIN_SCHEMAS {
+            snap.schemas.entry(s.to_owned()).or_default();
+        }
+        for source in self
+            .sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            snap.schemas
+                .entry(DEFAULT_SCHEMA.to_owned())
+                .or_default()
+                .insert(
+                    source.name.clone(),
+                    Relation {
+                        schema: DEFAULT_SCHEMA.to_owned(),
+                        name: source.name.clone(),
+                        kind: RelationKind::Source,
+                        arrow_schema: Arc::clone(&source.schema),
+                        provider: Arc::clone(&source.provider),
+                        pointer: None,
+                        view: None,
+                    },
+                );
+        }
+        for entry in parsed {
+            match entry {
+                CachedFile::Schema(name) => {
+                    snap.schemas.entry(name).or_default();
+                }
+                CachedFile::Table(r) | CachedFile::View(r) => {
+                    snap.schemas
+                        .entry(r.schema.clone())
+                        .or_default()
+                        .insert(r.name.clone(), *r);
+                }
+            }
+        }
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|path, _| path.starts_with("catalog/"));
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snap);
+        Ok(())
+    }
+
+    async fn read_file(&self, path: &str) -> Result<Option<CachedFile>> {
+        if let Some(name) = path
+            .strip_prefix(layout::CATALOG_SCHEMAS)
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.strip_suffix(".json"))
+        {
+            return Ok(Some(CachedFile::Schema(name.to_owned())));
+        }
+        if layout::parse_object_file(layout::CATALOG_TABLES, path).is_some() {
+            let Some(pointer) = self.storage.get_json::<TablePointer>(path).await? else {
+                return Ok(None);
+            };
+            return Ok(Some(CachedFile::Table(Box::new(
+                self.table_relation(pointer)?,
+            ))));
+        }
+        if layout::parse_object_file(layout::CATALOG_VIEWS, path).is_some() {
+            let Some(def) = self.storage.get_json::<ViewDef>(path).await? else {
+                return Ok(None);
+            };
+            let schema = publish::schema_of(&def.columns, path)?;
+            return Ok(Some(CachedFile::View(Box::new(Relation {
+                schema: def.schema.clone(),
+                name: def.name.clone(),
+                kind: RelationKind::View,
+                arrow_schema: Arc::clone(&schema),
+                provider: Arc::new(ViewProvider::new(def.clone(), schema)),
+                pointer: None,
+                view: Some(def),
+            }))));
+        }
+        Ok(None)
+    }
+
+    fn table_relation(&self, pointer: TablePointer) -> Result<Relation> {
+        let schema = pointer.arrow_schema()?;
+        let urls = pointer
+            .files
+            .iter()
+            .map(|f| self.storage.listing_url(f))
+            .collect::<Result<Vec<_>>>()?;
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(Arc::clone(&schema));
+        Ok(Relation {
+            schema: pointer.schema.clone(),
+            name: pointer.name.clone(),
+            kind: RelationKind::Table,
+            arrow_schema: schema,
+            provider: Arc::new(ListingTable::try_new(config)?),
+            pointer: Some(pointer),
+            view: None,
+        })
+    }
+
+    /// Fails unless `schema` exists (or is a system schema).
+    pub fn require_schema(&self, schema: &str) -> Result<()> {
+        if SYSTEM_SCHEMAS.contains(&schema) {
+            return Err(CatalogError::ReadOnly(format!("schema {schema} is read-only")).into());
+        }
+        if self.snapshot().schemas.contains_key(schema) {
+            Ok(())
+        } else {
+            Err(CatalogError::UndefinedSchema(schema.to_owned()).into())
+        }
+    }
+
+    pub async fn create_schema(&self, name: &str, if_not_exists: bool) -> Result<()> {
+        let _guard = self.ddl.lock().await;
+        self.refresh().await?;
+        if SYSTEM_SCHEMAS.contains(&name) || self.snapshot().schemas.contains_key(name) {
+            return if if_not_exists {
+                Ok(())
+            } else {
+                Err(CatalogError::DuplicateSchema(name.to_owned()).into())
+            };
+        }
+        let def = SchemaDef {
+            name: name.to_owned(),
+            created_at: chrono::Utc::now().to_rfc3339(),
+        };
+        self.storage
+            .put_json(&layout::schema_file(name), &def)
+            .await?;
+        self.refresh().await
+    }
+
+    pub async fn drop_schema(&self, name: &str, if_exists: bool, cascade: bool) -> Result<()> {
+        let _guard = self.ddl.lock().await;
+        self.refresh().await?;
+        let snap = self.snapshot();
+        let Some(relations) = snap.schemas.get(name) else {
+            return if if_exists {
+                Ok(())
+            } else {
+                Err(CatalogError::UndefinedSchema(name.to_owned()).into())
+            };
+        };
+        if BUILTIN_SCHEMAS.contains(&name) {
+            return Err(CatalogError::ReadOnly(format!(
+                "schema {name} is built in and cannot be dropped"
+            ))
+            .into());
+        }
+        if !relations.is_empty() && !cascade {
+            return Err(CatalogError::DependentObjects {
+                name: format!("schema {name}"),
+                dependents: relations.keys().cloned().collect::<Vec<_>>().join(", "),
+            }
+            .into());
+        }
+        for r in relations.values() {
+            self.drop_relation_files(r).await?;
+        }
+        self.storage.delete(&layout::schema_file(name)).await?;
+        self.refresh().await
+    }
+
+    /// Persists a view. `def.depends_on` must list what its query reads.
+    pub async fn create_view(&self, def: ViewDef, or_replace: bool) -> Result<()> {
+        let _guard = self.ddl.lock().await;
+        self.refresh().await?;
+        self.require_schema(&def.schema)?;
+        let qualified = format!("{}.{}", def.schema, def.name);
+        let snap = self.snapshot();
+        if let Some(existing) = snap.relation(&def.schema, &def.name) {
+            if existing.kind != RelationKind::View {
+                return Err(CatalogError::DuplicateTable(qualified).into());
+            }
+            if !or_replace {
+                return Err(CatalogError::DuplicateTable(qualified).into());
+            }
+        }
+        if def.depends_on.contains(&qualified) || self.reaches(&snap, &def.depends_on, &qualified) {
+            return Err(CatalogError::ReadOnly(format!(
+                "view {qualified} would depend on itself (a cycle through other views)"
+            ))
+            .into());
+        }
+        self.storage
+            .put_json(&layout::view_file(&def.schema, &def.name), &def)
+            .await?;
+        self.refresh().await
+    }
+
+    /// True if following view dependencies from `start` reaches `target`.
+    fn reaches(&self, snap: &Snapshot, start: &[String], target: &str) -> bool {
+        let mut stack: Vec<String> = start.to_vec();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(next) = stack.pop() {
+            if next == target {
+                return true;
+            }
+            if !seen.insert(next.clone()) {
+                continue;
+            }
+            if let Some((s, n)) = next.split_once('.')
+                && let Some(v) = snap.relation(s, n).and_then(|r| r.view.as_ref())
+            {
+                stack.extend(v.depends_on.iter().cloned());
+            }
+        }
+        false
+    }
+
+    /// Drops a view (or, with `cascade`, it and the views that read it).
+    pub async fn drop_view(
+        &self,
+        schema: &str,
+        name: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<()> {
+        self.drop_relation(schema, name, RelationKind::View, if_exists, cascade)
+            .await
+    }
+
+    /// Drops a materialised table.
+    pub async fn drop_table(
+        &self,
+        schema: &str,
+        name: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<()> {
+        self.drop_relation(schema, name, RelationKind::Table, if_exists, cascade)
+            .await
+    }
+
+    async fn drop_relation(
+        &self,
+        schema: &str,
+        name: &str,
+        kind: RelationKind,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<()> {
+        let _guard = self.ddl.lock().await;
+        self.refresh().await?;
+        let snap = self.snapshot();
+        let qualified = format!("{schema}.{name}");
+        let Some(relation) = snap.relation(schema, name) else {
+            return if if_exists {
+                Ok(())
+            } else {
+                Err(CatalogError::UndefinedTable(qualified).into())
+            };
+        };
+        if relation.kind != kind {
+            let expected = match kind {
+                RelationKind::View => "view",
+                RelationKind::Table => "table",
+                RelationKind::Source => "source",
+            };
+            let hint = if relation.kind == RelationKind::Source {
+                " (it is a raw source in the landing zone)"
+            } else {
+                ""
+            };
+            return Err(CatalogError::WrongObjectType {
+                name: format!("{qualified}{hint}"),
+                expected,
+            }
+            .into());
+        }
+        let dependents: Vec<&Relation> = snap
+            .relations()
+            .filter(|r| {
+                format!("{}.{}", r.schema, r.name) != qualified
+                    && r.view
+                        .as_ref()
+                        .is_some_and(|v| self.reaches(&snap, &v.depends_on, &qualified))
+            })
+            .collect();
+        if !dependents.is_empty() && !cascade {
+            return Err(CatalogError::DependentObjects {
+                name: qualified,
+                dependents: dependents
+                    .iter()
+                    .map(|r| format!("view {}.{}", r.schema, r.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+            .into());
+        }
+        for d in dependents {
+            self.drop_relation_files(d).await?;
+        }
+        self.drop_relation_files(relation).await?;
+        self.refresh().await
+    }
+
+    async fn drop_relation_files(&self, r: &Relation) -> Result<()> {
+        match r.kind {
+            RelationKind::View => {
+                self.storage
+                    .delete(&layout::view_file(&r.schema, &r.name))
+                    .await
+            }
+            RelationKind::Table => publish::drop_table(&self.storage, &r.schema, &r.name).await,
+            RelationKind::Source => Err(Error::Catalog(CatalogError::ReadOnly(format!(
+                "{}.{} is a raw source; profiledb never deletes landing data",
+                r.schema, r.name
+            )))),
+        }
+    }
+}

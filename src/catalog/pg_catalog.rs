@@ -1,0 +1,815 @@
+//! `pg_catalog`, answered from our real catalog on every lookup: user
+//! schemas, tables, views and columns appear in `pg_namespace`, `pg_class`,
+//! `pg_attribute` and friends with stable OIDs (see [`super::oid`]). Tables
+//! that describe features we do not have (indexes, triggers, policies, …)
+//! exist with PostgreSQL's columns and no rows, so client introspection
+//! queries plan and return the truthful empty answer.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, new_empty_array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result;
+
+use super::oid::{self, DATABASE_OID, OWNER_OID};
+use super::pg_types::{self, describe};
+use super::{Catalog, RelationKind, SYSTEM_SCHEMAS};
+
+/// The role every object belongs to, and the database name.
+pub const OWNER: &str = "profiledb";
+pub const DATABASE: &str = "profiledb";
+
+const O: DataType = DataType::UInt32;
+const T: DataType = DataType::Utf8;
+const B: DataType = DataType::Boolean;
+const I2: DataType = DataType::Int16;
+const I4: DataType = DataType::Int32;
+const F4: DataType = DataType::Float32;
+
+/// Table name → columns, for every pg_catalog table we answer.
+const TABLES: &[(&str, &[(&str, DataType)])] = &[
+    (
+        "pg_namespace",
+        &[("oid", O), ("nspname", T), ("nspowner", O), ("nspacl", T)],
+    ),
+    (
+        "pg_class",
+        &[
+            ("oid", O),
+            ("relname", T),
+            ("relnamespace", O),
+            ("reltype", O),
+            ("reloftype", O),
+            ("relowner", O),
+            ("relam", O),
+            ("relfilenode", O),
+            ("reltablespace", O),
+            ("relpages", I4),
+            ("reltuples", F4),
+            ("relallvisible", I4),
+            ("reltoastrelid", O),
+            ("relhasindex", B),
+            ("relisshared", B),
+            ("relpersistence", T),
+            ("relkind", T),
+            ("relnatts", I2),
+            ("relchecks", I2),
+            ("relhasrules", B),
+            ("relhastriggers", B),
+            ("relhassubclass", B),
+            ("relrowsecurity", B),
+            ("relforcerowsecurity", B),
+            ("relispopulated", B),
+            ("relreplident", T),
+            ("relispartition", B),
+            ("relrewrite", O),
+            ("relfrozenxid", O),
+            ("relminmxid", O),
+            ("relacl", T),
+            ("reloptions", T),
+            ("relpartbound", T),
+        ],
+    ),
+    (
+        "pg_attribute",
+        &[
+            ("attrelid", O),
+            ("attname", T),
+            ("atttypid", O),
+            ("attlen", I2),
+            ("attnum", I2),
+            ("attcacheoff", I4),
+            ("atttypmod", I4),
+            ("attndims", I2),
+            ("attbyval", B),
+            ("attalign", T),
+            ("attstorage", T),
+            ("attcompression", T),
+            ("attnotnull", B),
+            ("atthasdef", B),
+            ("atthasmissing", B),
+            ("attidentity", T),
+            ("attgenerated", T),
+            ("attisdropped", B),
+            ("attislocal", B),
+            ("attinhcount", I2),
+            ("attstattarget", I2),
+            ("attcollation", O),
+            ("attacl", T),
+            ("attoptions", T),
+            ("attfdwoptions", T),
+            ("attmissingval", T),
+        ],
+    ),
+    (
+        "pg_type",
+        &[
+            ("oid", O),
+            ("typname", T),
+            ("typnamespace", O),
+            ("typowner", O),
+            ("typlen", I2),
+            ("typbyval", B),
+            ("typtype", T),
+            ("typcategory", T),
+            ("typispreferred", B),
+            ("typisdefined", B),
+            ("typdelim", T),
+            ("typrelid", O),
+            ("typsubscript", T),
+            ("typelem", O),
+            ("typarray", O),
+            ("typinput", T),
+            ("typoutput", T),
+            ("typreceive", T),
+            ("typsend", T),
+            ("typmodin", T),
+            ("typmodout", T),
+            ("typanalyze", T),
+            ("typalign", T),
+            ("typstorage", T),
+            ("typnotnull", B),
+            ("typbasetype", O),
+            ("typtypmod", I4),
+            ("typndims", I4),
+            ("typcollation", O),
+            ("typdefaultbin", T),
+            ("typdefault", T),
+            ("typacl", T),
+        ],
+    ),
+    (
+        "pg_database",
+        &[
+            ("oid", O),
+            ("datname", T),
+            ("datdba", O),
+            ("encoding", I4),
+            ("datlocprovider", T),
+            ("datistemplate", B),
+            ("datallowconn", B),
+            ("datconnlimit", I4),
+            ("datfrozenxid", O),
+            ("datminmxid", O),
+            ("dattablespace", O),
+            ("datcollate", T),
+            ("datctype", T),
+            ("daticulocale", T),
+            ("daticurules", T),
+            ("datcollversion", T),
+            ("datacl", T),
+        ],
+    ),
+    (
+        "pg_am",
+        &[("oid", O), ("amname", T), ("amhandler", T), ("amtype", T)],
+    ),
+    (
+        "pg_roles",
+        &[
+            ("rolname", T),
+            ("rolsuper", B),
+            ("rolinherit", B),
+            ("rolcreaterole", B),
+            ("rolcreatedb", B),
+            ("rolcanlogin", B),
+            ("rolreplication", B),
+            ("rolconnlimit", I4),
+            ("rolpassword", T),
+            ("rolvaliduntil", T),
+            ("rolbypassrls", B),
+            ("rolconfig", T),
+            ("oid", O),
+        ],
+    ),
+    (
+        "pg_tables",
+        &[
+            ("schemaname", T),
+            ("tablename", T),
+            ("tableowner", T),
+            ("tablespace", T),
+            ("hasindexes", B),
+            ("hasrules", B),
+            ("hastriggers", B),
+            ("rowsecurity", B),
+        ],
+    ),
+    (
+        "pg_views",
+        &[
+            ("schemaname", T),
+            ("viewname", T),
+            ("viewowner", T),
+            ("definition", T),
+        ],
+    ),
+    (
+        "pg_matviews",
+        &[
+            ("schemaname", T),
+            ("matviewname", T),
+            ("matviewowner", T),
+            ("tablespace", T),
+            ("hasindexes", B),
+            ("ispopulated", B),
+            ("definition", T),
+        ],
+    ),
+    (
+        "pg_description",
+        &[
+            ("objoid", O),
+            ("classoid", O),
+            ("objsubid", I4),
+            ("description", T),
+        ],
+    ),
+    (
+        "pg_attrdef",
+        &[("oid", O), ("adrelid", O), ("adnum", I2), ("adbin", T)],
+    ),
+    (
+        "pg_collation",
+        &[
+            ("oid", O),
+            ("collname", T),
+            ("collnamespace", O),
+            ("collowner", O),
+            ("collprovider", T),
+        ],
+    ),
+    (
+        "pg_index",
+        &[
+            ("indexrelid", O),
+            ("indrelid", O),
+            ("indnatts", I2),
+            ("indnkeyatts", I2),
+            ("indisunique", B),
+            ("indisprimary", B),
+            ("indisexclusion", B),
+            ("indimmediate", B),
+            ("indisclustered", B),
+            ("indisvalid", B),
+            ("indcheckxmin", B),
+            ("indisready", B),
+            ("indislive", B),
+            ("indisreplident", B),
+            ("indkey", T),
+            ("indcollation", T),
+            ("indclass", T),
+            ("indoption", T),
+            ("indexprs", T),
+            ("indpred", T),
+            ("indnullsnotdistinct", B),
+        ],
+    ),
+    (
+        "pg_inherits",
+        &[
+            ("inhrelid", O),
+            ("inhparent", O),
+            ("inhseqno", I4),
+            ("inhdetachpending", B),
+        ],
+    ),
+    (
+        "pg_constraint",
+        &[
+            ("oid", O),
+            ("conname", T),
+            ("connamespace", O),
+            ("contype", T),
+            ("condeferrable", B),
+            ("condeferred", B),
+            ("convalidated", B),
+            ("conrelid", O),
+            ("contypid", O),
+            ("conindid", O),
+            ("conparentid", O),
+            ("confrelid", O),
+            ("confupdtype", T),
+            ("confdeltype", T),
+            ("confmatchtype", T),
+            ("conislocal", B),
+            ("coninhcount", I2),
+            ("connoinherit", B),
+            ("conkey", T),
+            ("confkey", T),
+            ("conbin", T),
+        ],
+    ),
+    (
+        "pg_policy",
+        &[
+            ("oid", O),
+            ("polname", T),
+            ("polrelid", O),
+            ("polcmd", T),
+            ("polpermissive", B),
+            ("polroles", T),
+            ("polqual", T),
+            ("polwithcheck", T),
+        ],
+    ),
+    (
+        "pg_statistic_ext",
+        &[
+            ("oid", O),
+            ("stxrelid", O),
+            ("stxname", T),
+            ("stxnamespace", O),
+            ("stxowner", O),
+            ("stxstattarget", I4),
+            ("stxkeys", T),
+            ("stxkind", T),
+            ("stxexprs", T),
+        ],
+    ),
+    (
+        "pg_trigger",
+        &[
+            ("oid", O),
+            ("tgrelid", O),
+            ("tgparentid", O),
+            ("tgname", T),
+            ("tgfoid", O),
+            ("tgtype", I2),
+            ("tgenabled", T),
+            ("tgisinternal", B),
+            ("tgconstrrelid", O),
+            ("tgconstrindid", O),
+            ("tgconstraint", O),
+            ("tgdeferrable", B),
+            ("tginitdeferred", B),
+            ("tgnargs", I2),
+        ],
+    ),
+    (
+        "pg_publication",
+        &[
+            ("oid", O),
+            ("pubname", T),
+            ("pubowner", O),
+            ("puballtables", B),
+            ("pubinsert", B),
+            ("pubupdate", B),
+            ("pubdelete", B),
+            ("pubtruncate", B),
+            ("pubviaroot", B),
+        ],
+    ),
+    (
+        "pg_publication_rel",
+        &[
+            ("oid", O),
+            ("prpubid", O),
+            ("prrelid", O),
+            ("prqual", T),
+            ("prattrs", T),
+        ],
+    ),
+    (
+        "pg_publication_namespace",
+        &[("oid", O), ("pnpubid", O), ("pnnspid", O)],
+    ),
+    (
+        "pg_rewrite",
+        &[
+            ("oid", O),
+            ("rulename", T),
+            ("ev_class", O),
+            ("ev_type", T),
+            ("ev_enabled", T),
+            ("is_instead", B),
+        ],
+    ),
+    (
+        "pg_proc",
+        &[
+            ("oid", O),
+            ("proname", T),
+            ("pronamespace", O),
+            ("proowner", O),
+            ("prokind", T),
+            ("prorettype", O),
+            ("proargtypes", T),
+            ("prosrc", T),
+        ],
+    ),
+    (
+        "pg_depend",
+        &[
+            ("classid", O),
+            ("objid", O),
+            ("objsubid", I4),
+            ("refclassid", O),
+            ("refobjid", O),
+            ("refobjsubid", I4),
+            ("deptype", T),
+        ],
+    ),
+    (
+        "pg_extension",
+        &[
+            ("oid", O),
+            ("extname", T),
+            ("extowner", O),
+            ("extnamespace", O),
+            ("extrelocatable", B),
+            ("extversion", T),
+        ],
+    ),
+    (
+        "pg_partitioned_table",
+        &[
+            ("partrelid", O),
+            ("partstrat", T),
+            ("partnatts", I2),
+            ("partdefid", O),
+        ],
+    ),
+    (
+        "pg_foreign_table",
+        &[("ftrelid", O), ("ftserver", O), ("ftoptions", T)],
+    ),
+    (
+        "pg_tablespace",
+        &[
+            ("oid", O),
+            ("spcname", T),
+            ("spcowner", O),
+            ("spcacl", T),
+            ("spcoptions", T),
+        ],
+    ),
+    (
+        "pg_range",
+        &[
+            ("rngtypid", O),
+            ("rngsubtype", O),
+            ("rngmultitypid", O),
+            ("rngcollation", O),
+        ],
+    ),
+    (
+        "pg_enum",
+        &[
+            ("oid", O),
+            ("enumtypid", O),
+            ("enumsortorder", F4),
+            ("enumlabel", T),
+        ],
+    ),
+    (
+        "pg_settings",
+        &[
+            ("name", T),
+            ("setting", T),
+            ("unit", T),
+            ("category", T),
+            ("short_desc", T),
+            ("context", T),
+            ("vartype", T),
+            ("source", T),
+        ],
+    ),
+];
+
+#[derive(Debug)]
+pub struct PgCatalogSchema {
+    catalog: Arc<Catalog>,
+}
+
+impl PgCatalogSchema {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self { catalog }
+    }
+
+    fn build(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some((_, columns)) = TABLES.iter().find(|(n, _)| *n == name) else {
+            return Ok(None);
+        };
+        let rows = self.rows(name);
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|(n, t)| Field::new(*n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        let arrays = columns
+            .iter()
+            .enumerate()
+            .map(|(i, (_, t))| {
+                if rows.is_empty() {
+                    return Ok(new_empty_array(t));
+                }
+                let values = rows
+                    .iter()
+                    .map(|r| r.get(i).cloned().unwrap_or(ScalarValue::Null));
+                let values: Vec<ScalarValue> = values
+                    .map(|v| {
+                        if v.is_null() {
+                            ScalarValue::try_from(t).unwrap_or(v)
+                        } else {
+                            v
+                        }
+                    })
+                    .collect();
+                ScalarValue::iter_to_array(values)
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
+        Ok(Some(Arc::new(MemTable::try_new(
+            schema,
+            vec![vec![batch]],
+        )?)))
+    }
+
+    fn rows(&self, name: &str) -> Vec<Vec<ScalarValue>> {
+        let snap = self.catalog.snapshot();
+        let mut schemas: Vec<&str> = snap.schemas.keys().map(String::as_str).collect();
+        schemas.extend(SYSTEM_SCHEMAS);
+        match name {
+            "pg_namespace" => schemas
+                .iter()
+                .map(|s| vec![o(oid::namespace_oid(s)), t(s), o(OWNER_OID), null()])
+                .collect(),
+            "pg_class" => snap
+                .relations()
+                .map(|r| {
+                    let kind = if r.kind == RelationKind::View {
+                        "v"
+                    } else {
+                        "r"
+                    };
+                    let rows = r.pointer.as_ref().map_or(-1.0, |p| p.rows as f32);
+                    vec![
+                        o(oid::relation_oid(&r.schema, &r.name)),
+                        t(&r.name),
+                        o(oid::namespace_oid(&r.schema)),
+                        o(oid::relation_type_oid(&r.schema, &r.name)),
+                        o(0),
+                        o(OWNER_OID),
+                        o(if kind == "r" { 2 } else { 0 }),
+                        o(0),
+                        o(0),
+                        i4(0),
+                        f4(rows),
+                        i4(0),
+                        o(0),
+                        b(false),
+                        b(false),
+                        t("p"),
+                        t(kind),
+                        i2(r.arrow_schema.fields().len() as i16),
+                        i2(0),
+                        b(kind == "v"),
+                        b(false),
+                        b(false),
+                        b(false),
+                        b(false),
+                        b(true),
+                        t("d"),
+                        b(false),
+                        o(0),
+                        o(0),
+                        o(0),
+                        null(),
+                        null(),
+                        null(),
+                    ]
+                })
+                .collect(),
+            "pg_attribute" => snap
+                .relations()
+                .flat_map(|r| {
+                    let rel = oid::relation_oid(&r.schema, &r.name);
+                    r.arrow_schema
+                        .fields()
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, f)| {
+                            let (type_oid, _, _) = describe(f.data_type());
+                            let len = pg_types::pg_type_of(f.data_type()).len;
+                            vec![
+                                o(rel),
+                                t(f.name()),
+                                o(type_oid),
+                                i2(len),
+                                i2(i as i16 + 1),
+                                i4(-1),
+                                i4(-1),
+                                i2(0),
+                                b(len > 0),
+                                t("i"),
+                                t("x"),
+                                t(""),
+                                b(!f.is_nullable()),
+                                b(false),
+                                b(false),
+                                t(""),
+                                t(""),
+                                b(false),
+                                b(true),
+                                i2(0),
+                                i2(-1),
+                                o(0),
+                                null(),
+                                null(),
+                                null(),
+                                null(),
+                            ]
+                        })
+                })
+                .collect(),
+            "pg_type" => pg_types::ALL
+                .iter()
+                .flat_map(|p| {
+                    let base = vec![
+                        o(p.oid),
+                        t(p.name),
+                        o(oid::PG_CATALOG_NAMESPACE),
+                        o(OWNER_OID),
+                        i2(p.len),
+                        b(p.len > 0 && p.len <= 8),
+                        t("b"),
+                        t(p.category),
+                        b(false),
+                        b(true),
+                        t(","),
+                        o(0),
+                        null(),
+                        o(0),
+                        o(p.array_oid),
+                        t(&format!("{}in", p.name)),
+                        t(&format!("{}out", p.name)),
+                        t(&format!("{}recv", p.name)),
+                        t(&format!("{}send", p.name)),
+                        null(),
+                        null(),
+                        null(),
+                        t("i"),
+                        t("p"),
+                        b(false),
+                        o(0),
+                        i4(-1),
+                        i4(0),
+                        o(0),
+                        null(),
+                        null(),
+                        null(),
+                    ];
+                    let array = vec![
+                        o(p.array_oid),
+                        t(&format!("_{}", p.name)),
+                        o(oid::PG_CATALOG_NAMESPACE),
+                        o(OWNER_OID),
+                        i2(-1),
+                        b(false),
+                        t("b"),
+                        t("A"),
+                        b(false),
+                        b(true),
+                        t(","),
+                        o(0),
+                        t("array_subscript_handler"),
+                        o(p.oid),
+                        o(0),
+                        t("array_in"),
+                        t("array_out"),
+                        t("array_recv"),
+                        t("array_send"),
+                        null(),
+                        null(),
+                        null(),
+                        t("i"),
+                        t("x"),
+                        b(false),
+                        o(0),
+                        i4(-1),
+                        i4(0),
+                        o(0),
+                        null(),
+                        null(),
+                        null(),
+                    ];
+                    [base, array]
+                })
+                .collect(),
+            "pg_database" => vec![vec![
+                o(DATABASE_OID),
+                t(DATABASE),
+                o(OWNER_OID),
+                i4(6),
+                t("c"),
+                b(false),
+                b(true),
+                i4(-1),
+                o(0),
+                o(0),
+                o(1663),
+                t("C.UTF-8"),
+                t("C.UTF-8"),
+                null(),
+                null(),
+                null(),
+                null(),
+            ]],
+            "pg_am" => vec![vec![o(2), t("heap"), t("heap_tableam_handler"), t("t")]],
+            "pg_roles" => vec![vec![
+                t(OWNER),
+                b(true),
+                b(true),
+                b(true),
+                b(true),
+                b(true),
+                b(false),
+                i4(-1),
+                t("********"),
+                null(),
+                b(true),
+                null(),
+                o(OWNER_OID),
+            ]],
+            "pg_tables" => snap
+                .relations()
+                .filter(|r| r.kind != RelationKind::View)
+                .map(|r| {
+                    vec![
+                        t(&r.schema),
+                        t(&r.name),
+                        t(OWNER),
+                        null(),
+                        b(false),
+                        b(false),
+                        b(false),
+                        b(false),
+                    ]
+                })
+                .collect(),
+            "pg_views" => snap
+                .relations()
+                .filter_map(|r| {
+                    r.view
+                        .as_ref()
+                        .map(|v| vec![t(&r.schema), t(&r.name), t(OWNER), t(&v.sql)])
+                })
+                .collect(),
+            "pg_description" => snap
+                .relations()
+                .filter_map(|r| {
+                    let comment = r.view.as_ref().and_then(|v| v.comment.clone())?;
+                    Some(vec![
+                        o(oid::relation_oid(&r.schema, &r.name)),
+                        o(1259),
+                        i4(0),
+                        t(&comment),
+                    ])
+                })
+                .collect(),
+            "pg_tablespace" => vec![vec![o(1663), t("pg_default"), o(OWNER_OID), null(), null()]],
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn o(v: u32) -> ScalarValue {
+    ScalarValue::UInt32(Some(v))
+}
+fn t(v: &str) -> ScalarValue {
+    ScalarValue::Utf8(Some(v.to_owned()))
+}
+fn b(v: bool) -> ScalarValue {
+    ScalarValue::Boolean(Some(v))
+}
+fn i2(v: i16) -> ScalarValue {
+    ScalarValue::Int16(Some(v))
+}
+fn i4(v: i32) -> ScalarValue {
+    ScalarValue::Int32(Some(v))
+}
+fn f4(v: f32) -> ScalarValue {
+    ScalarValue::Float32(Some(v))
+}
+fn null() -> ScalarValue {
+    ScalarValue::Null
+}
+
+#[async_trait::async_trait]
+impl SchemaProvider for PgCatalogSchema {
+    fn table_names(&self) -> Vec<String> {
+        TABLES.iter().map(|(n, _)| (*n).to_owned()).collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        self.build(name)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        TABLES.iter().any(|(n, _)| *n == name)
+    }
+}

@@ -1,0 +1,296 @@
+//! The command line: subcommands map to library calls; any error is printed
+//! once, with its context, and turns into a non-zero exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::{self, DEFAULT_DATA, DEFAULT_LISTEN};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::generate::{GenerateOptions, generate};
+use crate::models::run::{Event, ModelStatus};
+use crate::models::{self, dag};
+use crate::server::{self, ServerOptions};
+use crate::storage::{Storage, layout};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "profiledb",
+    version,
+    about = "A SQL-native customer data platform engine"
+)]
+pub struct Cli {
+    /// Storage root: a local folder, file:// or memory:// URL.
+    #[arg(long, global = true, env = "PROFILEDB_DATA", default_value = DEFAULT_DATA)]
+    pub data: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate sample data (if the root is empty), build every model, serve.
+    Demo {
+        #[arg(long, default_value_t = 10_000)]
+        people: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, env = "PROFILEDB_LISTEN", default_value = DEFAULT_LISTEN)]
+        listen: String,
+    },
+    /// Write synthetic, realistic multi-source data with ground truth.
+    Generate {
+        #[arg(long, default_value_t = 10_000)]
+        people: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Last day of the generated year of activity (default: today).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Build the models in dependency order.
+    Run {
+        /// A folder of .sql models (default: the shipped models).
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Models to build: `name`, `name+` (and what reads it), `+name`
+        /// (and what it reads), comma-separated.
+        #[arg(long)]
+        select: Option<String>,
+    },
+    /// Serve the PostgreSQL wire protocol.
+    Serve {
+        #[arg(long, env = "PROFILEDB_LISTEN", default_value = DEFAULT_LISTEN)]
+        listen: String,
+        #[arg(long, default_value_t = 100)]
+        max_connections: usize,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PROFILEDB_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Generate {
+            people,
+            seed,
+            as_of,
+        } => {
+            let storage = Storage::open(&cli.data)?;
+            generate_data(&storage, people, seed, as_of.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { models, select } => {
+            let engine = Engine::open(&cli.data).await?;
+            run_models(&engine, models.as_deref(), select.as_deref()).await
+        }
+        Command::Serve {
+            listen,
+            max_connections,
+        } => {
+            let addr = config::listen_address(&listen)?;
+            let engine = Engine::open(&cli.data).await?;
+            serve(engine, addr, max_connections).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            people,
+            seed,
+            listen,
+        } => {
+            let addr = config::listen_address(&listen)?;
+            let storage = Storage::open(&cli.data)?;
+            if storage.is_empty(layout::RAW).await? {
+                generate_data(&storage, people, seed, None).await?;
+            } else {
+                eprintln!("{} already holds raw data; not generating more", cli.data);
+            }
+            let engine = Engine::with_storage(storage).await?;
+            let code = run_models(&engine, None, None).await?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
+            }
+            serve(engine, addr, 100).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn generate_data(
+    storage: &Storage,
+    people: u64,
+    seed: u64,
+    as_of: Option<&str>,
+) -> Result<()> {
+    let options = GenerateOptions {
+        people,
+        seed,
+        as_of: config::as_of(as_of)?,
+    };
+    let bar = ProgressBar::new(people).with_style(
+        ProgressStyle::with_template("generating {bar:30} {pos}/{len} people ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let summary = generate(storage, &options, |done| bar.set_position(done)).await?;
+    bar.finish_and_clear();
+    eprintln!(
+        "generated {} people: {} events, {} orders, {} CRM contacts in {} files ({:.1} s)",
+        summary.people,
+        summary.events,
+        summary.orders,
+        summary.contacts,
+        summary.files,
+        summary.seconds
+    );
+    Ok(())
+}
+
+async fn run_models(
+    engine: &Arc<Engine>,
+    dir: Option<&std::path::Path>,
+    select: Option<&str>,
+) -> Result<ExitCode> {
+    let models = match dir {
+        Some(d) => models::load_dir(d)?,
+        None => models::default_models(),
+    };
+    let nodes = dag::build(models)?;
+    let selection = select.map(|s| dag::select(&nodes, s)).transpose()?;
+    let bar = ProgressBar::new_spinner();
+    let report = models::run::run(engine, &nodes, selection.as_ref(), |event| match event {
+        Event::Started {
+            model,
+            index,
+            total,
+        } => {
+            bar.set_message(format!("[{}/{total}] building {model}", index + 1));
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        }
+        Event::Finished(m) => {
+            let line = match m.status {
+                ModelStatus::Built => format!(
+                    "  ok    {:<22} {:>12} rows {:>10} {:>8.2} s",
+                    m.model,
+                    m.rows,
+                    human_bytes(m.bytes),
+                    m.seconds
+                ),
+                ModelStatus::Failed => format!(
+                    "  FAIL  {:<22} {}",
+                    m.model,
+                    m.error.as_deref().unwrap_or("")
+                ),
+                ModelStatus::Skipped => format!(
+                    "  skip  {:<22} {}",
+                    m.model,
+                    m.error.as_deref().unwrap_or("")
+                ),
+            };
+            bar.suspend(|| eprintln!("{line}"));
+        }
+    })
+    .await?;
+    bar.finish_and_clear();
+    let failed = report.failed();
+    if failed.is_empty() {
+        eprintln!("built {} models", report.models.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{} of {} models did not build; their previous versions are still served",
+            failed.len(),
+            report.models.len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn serve(
+    engine: Arc<Engine>,
+    addr: std::net::SocketAddr,
+    max_connections: usize,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::io(format!("listening on {addr}"), e))?;
+    eprintln!(
+        "profiledb is listening on {addr}\n  connect with: psql -h {} -p {} -U analyst profiledb",
+        addr.ip(),
+        addr.port()
+    );
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        eprintln!("shutting down");
+    };
+    server::serve(
+        listener,
+        engine,
+        shutdown,
+        ServerOptions {
+            max_connections,
+            ..ServerOptions::default()
+        },
+    )
+    .await
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}

@@ -1,0 +1,91 @@
+//! The engine: the only place that assembles a DataFusion `SessionState`
+//! (storage, catalog, functions, configuration), so the CLI, the server, tests
+//! and benchmarks all run the same configuration.
+//!
+//! An [`Engine`] is shared by every connection; each connection gets its own
+//! [`Session`] with its own settings (search path, SET variables).
+
+pub mod pg_dialect;
+pub mod session;
+
+use std::sync::Arc;
+
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::catalog::provider::ProfileCatalogProvider;
+use crate::catalog::{Catalog, DEFAULT_SCHEMA};
+use crate::error::Result;
+use crate::storage::Storage;
+
+pub use session::{Outcome, Session};
+
+/// The catalog name DataFusion sees; also the PostgreSQL database name.
+pub const CATALOG_NAME: &str = "profiledb";
+
+#[derive(Debug)]
+pub struct Engine {
+    storage: Storage,
+    catalog: Arc<Catalog>,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    catalogs: Arc<dyn CatalogProviderList>,
+}
+
+impl Engine {
+    /// Opens the storage root given as a path or URL.
+    pub async fn open(root: &str) -> Result<Arc<Self>> {
+        Self::with_storage(Storage::open(root)?).await
+    }
+
+    pub async fn with_storage(storage: Storage) -> Result<Arc<Self>> {
+        let runtime = RuntimeEnvBuilder::new().build_arc()?;
+        runtime.register_object_store(storage.store_url().as_ref(), storage.store());
+        let catalog = Catalog::open(storage.clone()).await?;
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        catalogs.register_catalog(
+            CATALOG_NAME.to_owned(),
+            Arc::new(ProfileCatalogProvider::new(Arc::clone(&catalog))),
+        );
+        Ok(Arc::new(Self {
+            storage,
+            catalog,
+            runtime,
+            catalogs,
+        }))
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// A DataFusion context with profiledb's catalog, functions and settings.
+    pub fn context(&self) -> SessionContext {
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true);
+        let options = config.options_mut();
+        options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        options.execution.time_zone = Some("UTC".to_owned());
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(Arc::clone(&self.runtime))
+            .with_catalog_list(Arc::clone(&self.catalogs))
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        crate::udf::register_all(&ctx, &self.catalog);
+        ctx
+    }
+
+    /// A new session (one per client connection).
+    pub fn session(self: &Arc<Self>) -> Session {
+        Session::new(Arc::clone(self))
+    }
+}

@@ -1,0 +1,530 @@
+//! One client's session: parses PostgreSQL-dialect SQL, answers session
+//! statements (SET, SHOW, BEGIN, …) itself, persists DDL through the catalog,
+//! and hands queries to DataFusion.
+//!
+//! Every statement first refreshes the catalog (one listing of `catalog/`),
+//! so tables published by another process are visible at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{DataFusionError, ParamValues};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::{
+    self, ObjectName, ObjectType, SchemaName, Set, Statement, Value, ValueWithSpan,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+
+use super::{Engine, pg_dialect};
+use crate::catalog::DEFAULT_SCHEMA;
+use crate::catalog::views::ViewDef;
+use crate::error::{CatalogError, Error, Result};
+use crate::storage::publish::columns_of;
+
+/// What a statement produced.
+pub enum Outcome {
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
+    Command {
+        tag: String,
+        rows: Option<usize>,
+        transaction: Option<TransactionChange>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionChange {
+    Begin,
+    End,
+}
+
+impl Outcome {
+    fn command(tag: &str) -> Self {
+        Outcome::Command {
+            tag: tag.to_owned(),
+            rows: None,
+            transaction: None,
+        }
+    }
+}
+
+pub struct Session {
+    engine: Arc<Engine>,
+    ctx: SessionContext,
+    vars: BTreeMap<String, String>,
+}
+
+/// Settings every client may ask for with SHOW, with PostgreSQL's defaults.
+pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("server_version", "16.4"),
+    ("server_version_num", "160004"),
+    ("server_encoding", "UTF8"),
+    ("client_encoding", "UTF8"),
+    ("datestyle", "ISO, MDY"),
+    ("intervalstyle", "postgres"),
+    ("timezone", "UTC"),
+    ("integer_datetimes", "on"),
+    ("standard_conforming_strings", "on"),
+    ("search_path", "\"$user\", public"),
+    ("transaction_isolation", "read committed"),
+    ("default_transaction_isolation", "read committed"),
+    ("transaction_read_only", "off"),
+    ("application_name", ""),
+    ("statement_timeout", "0"),
+    ("lc_collate", "C.UTF-8"),
+    ("lc_ctype", "C.UTF-8"),
+    ("max_identifier_length", "63"),
+    ("is_superuser", "on"),
+];
+
+impl Session {
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let ctx = engine.context();
+        Self {
+            engine,
+            ctx,
+            vars: BTreeMap::new(),
+        }
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The value of a setting as SHOW prints it.
+    pub fn setting(&self, name: &str) -> Option<String> {
+        let key = name.to_ascii_lowercase();
+        self.vars.get(&key).cloned().or_else(|| {
+            DEFAULT_SETTINGS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    /// Parses one or more statements, PostgreSQL dialect, with the rewrites
+    /// of [`pg_dialect`] applied.
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        let mut parser = DFParserBuilder::new(sql)
+            .with_dialect(&PostgreSqlDialect {})
+            .build()?;
+        let statements = parser.parse_statements()?;
+        statements
+            .into_iter()
+            .map(|s| match s {
+                DFStatement::Statement(mut stmt) => {
+                    pg_dialect::rewrite(&mut stmt);
+                    Ok(*stmt)
+                }
+                other => Err(Error::DataFusion(DataFusionError::NotImplemented(format!(
+                    "statement not supported: {other}"
+                )))),
+            })
+            .collect()
+    }
+
+    /// Runs every statement of `sql` in order, stopping at the first error.
+    pub async fn execute_sql(&mut self, sql: &str) -> Result<Vec<Outcome>> {
+        let mut out = Vec::new();
+        for stmt in self.parse(sql)? {
+            out.push(self.execute(stmt, None).await?);
+        }
+        Ok(out)
+    }
+
+    /// Plans a query statement (for Describe, and to learn parameter types).
+    pub async fn plan(&self, stmt: &Statement) -> Result<LogicalPlan> {
+        self.engine.catalog().refresh().await?;
+        let state = self.ctx.state();
+        let plan = match state
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .await
+        {
+            Ok(plan) => plan,
+            Err(e) if pg_dialect::is_unaggregated_scalar_subquery_error(&e) => {
+                let mut retry = stmt.clone();
+                pg_dialect::aggregate_scalar_subqueries(&mut retry);
+                state
+                    .statement_to_plan(DFStatement::Statement(Box::new(retry)))
+                    .await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(plan)
+    }
+
+    /// True for statements that return rows.
+    pub fn returns_rows(stmt: &Statement) -> bool {
+        matches!(
+            stmt,
+            Statement::Query(_) | Statement::ShowVariable { .. } | Statement::Explain { .. }
+        )
+    }
+
+    /// Runs one statement; `params` binds `$n` placeholders of a query.
+    pub async fn execute(
+        &mut self,
+        stmt: Statement,
+        params: Option<ParamValues>,
+    ) -> Result<Outcome> {
+        match stmt {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                let mut plan = self.plan(&stmt).await?;
+                if let Some(params) = params {
+                    plan = plan.with_param_values(params)?;
+                }
+                if !matches!(plan, LogicalPlan::Explain(_))
+                    && matches!(
+                        plan,
+                        LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_)
+                    )
+                {
+                    return Err(not_supported(&format!("{stmt}")));
+                }
+                let df = self.ctx.execute_logical_plan(plan).await?;
+                let schema = Arc::new(df.schema().as_arrow().clone());
+                let stream = df.execute_stream().await?;
+                Ok(Outcome::Rows { schema, stream })
+            }
+            Statement::CreateView(view) => self.create_view(view).await,
+            Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => {
+                let name = match &schema_name {
+                    SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => {
+                        object_name(n)?.1
+                    }
+                    SchemaName::UnnamedAuthorization(i) => i.value.clone(),
+                };
+                self.engine
+                    .catalog()
+                    .create_schema(&name, if_not_exists)
+                    .await?;
+                Ok(Outcome::command("CREATE SCHEMA"))
+            }
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => self.drop(object_type, if_exists, &names, cascade).await,
+            Statement::Set(set) => self.set(set).await,
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let name = match name.as_str() {
+                    "transaction isolation level" => "transaction_isolation".to_owned(),
+                    "time zone" => "timezone".to_owned(),
+                    other => other.to_owned(),
+                };
+                if name == "all" {
+                    let rows: Vec<(String, String)> = DEFAULT_SETTINGS
+                        .iter()
+                        .map(|(k, _)| ((*k).to_owned(), self.setting(k).unwrap_or_default()))
+                        .collect();
+                    return single_column_rows(
+                        &["name", "setting"],
+                        rows.into_iter().map(|(a, b)| vec![a, b]).collect(),
+                    );
+                }
+                let value = self.setting(&name).ok_or_else(|| {
+                    Error::DataFusion(DataFusionError::Plan(format!(
+                        "unrecognized configuration parameter \"{name}\""
+                    )))
+                })?;
+                single_column_rows(&[&name], vec![vec![value]])
+            }
+            Statement::StartTransaction { .. } => Ok(Outcome::Command {
+                tag: "BEGIN".into(),
+                rows: None,
+                transaction: Some(TransactionChange::Begin),
+            }),
+            Statement::Commit { .. } => Ok(Outcome::Command {
+                tag: "COMMIT".into(),
+                rows: None,
+                transaction: Some(TransactionChange::End),
+            }),
+            Statement::Rollback { .. } => Ok(Outcome::Command {
+                tag: "ROLLBACK".into(),
+                rows: None,
+                transaction: Some(TransactionChange::End),
+            }),
+            Statement::Discard { .. } => {
+                self.vars.clear();
+                self.set_default_schema(DEFAULT_SCHEMA);
+                Ok(Outcome::command("DISCARD ALL"))
+            }
+            other => Err(not_supported(&other.to_string())),
+        }
+    }
+
+    async fn create_view(&mut self, view: ast::CreateView) -> Result<Outcome> {
+        if view.materialized {
+            return Err(not_supported(
+                "CREATE MATERIALIZED VIEW (write a model in sql/ instead)",
+            ));
+        }
+        let (schema, name) = object_name(&view.name)?;
+        let schema = schema.unwrap_or_else(|| self.default_schema());
+        let query_stmt = Statement::Query(view.query.clone());
+        let plan = self.plan(&query_stmt).await?;
+        let mut arrow_schema = plan.schema().as_arrow().clone();
+        if !view.columns.is_empty() {
+            if view.columns.len() != arrow_schema.fields().len() {
+                return Err(Error::DataFusion(DataFusionError::Plan(format!(
+                    "CREATE VIEW {schema}.{name} names {} columns but its query returns {}",
+                    view.columns.len(),
+                    arrow_schema.fields().len()
+                ))));
+            }
+            let fields: Vec<Field> = view
+                .columns
+                .iter()
+                .zip(arrow_schema.fields())
+                .map(|(c, f)| f.as_ref().clone().with_name(c.name.value.clone()))
+                .collect();
+            arrow_schema = Schema::new(fields);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for f in arrow_schema.fields() {
+            if !seen.insert(f.name().clone()) {
+                return Err(Error::DataFusion(DataFusionError::Plan(format!(
+                    "column \"{}\" specified more than once in view {schema}.{name}",
+                    f.name()
+                ))));
+            }
+        }
+        let state = self.ctx.state();
+        let refs = state.resolve_table_references(&DFStatement::Statement(Box::new(query_stmt)))?;
+        let depends_on = refs
+            .iter()
+            .map(|r| {
+                let r = r
+                    .clone()
+                    .resolve(super::CATALOG_NAME, &self.default_schema());
+                format!("{}.{}", r.schema, r.table)
+            })
+            .collect();
+        let mut sql = view.query.to_string();
+        if !view.columns.is_empty() {
+            // Apply the column names inside the stored SQL, so the view's
+            // query alone yields its columns.
+            let names = view
+                .columns
+                .iter()
+                .map(|c| format!("\"{}\"", c.name.value.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            sql = format!("SELECT * FROM ({sql}) AS v({names})");
+        }
+        let def = ViewDef {
+            schema,
+            name,
+            sql,
+            columns: columns_of(&arrow_schema),
+            depends_on,
+            created_at: chrono::Utc::now().to_rfc3339(),
+            comment: view.comment.clone(),
+        };
+        self.engine
+            .catalog()
+            .create_view(def, view.or_replace)
+            .await?;
+        Ok(Outcome::command("CREATE VIEW"))
+    }
+
+    async fn drop(
+        &mut self,
+        object_type: ObjectType,
+        if_exists: bool,
+        names: &[ObjectName],
+        cascade: bool,
+    ) -> Result<Outcome> {
+        let catalog = Arc::clone(self.engine.catalog());
+        for n in names {
+            let (schema, name) = object_name(n)?;
+            match object_type {
+                ObjectType::Schema => catalog.drop_schema(&name, if_exists, cascade).await?,
+                ObjectType::View | ObjectType::Table => {
+                    let schema = match schema {
+                        Some(s) => s,
+                        None => self.resolve_schema_of(&name),
+                    };
+                    if object_type == ObjectType::View {
+                        catalog
+                            .drop_view(&schema, &name, if_exists, cascade)
+                            .await?;
+                    } else {
+                        catalog
+                            .drop_table(&schema, &name, if_exists, cascade)
+                            .await?;
+                    }
+                }
+                other => return Err(not_supported(&format!("DROP {other}"))),
+            }
+        }
+        Ok(Outcome::command(&format!("DROP {object_type}")))
+    }
+
+    async fn set(&mut self, set: Set) -> Result<Outcome> {
+        match set {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = variable.to_string().to_ascii_lowercase();
+                let value = values
+                    .iter()
+                    .map(|v| match v {
+                        ast::Expr::Value(ValueWithSpan {
+                            value: Value::SingleQuotedString(s) | Value::DoubleQuotedString(s),
+                            ..
+                        }) => s.clone(),
+                        ast::Expr::Identifier(i) => i.value.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.set_var(&name, &value).await?;
+            }
+            Set::SetTimeZone { value, .. } => {
+                let v = match &value {
+                    ast::Expr::Value(ValueWithSpan {
+                        value: Value::SingleQuotedString(s),
+                        ..
+                    }) => s.clone(),
+                    other => other.to_string(),
+                };
+                self.set_var("timezone", &v).await?;
+            }
+            Set::SetNames { .. }
+            | Set::SetNamesDefault {}
+            | Set::SetTransaction { .. }
+            | Set::SetRole { .. } => {}
+            Set::SetSessionAuthorization(_) => {}
+            other => return Err(not_supported(&other.to_string())),
+        }
+        Ok(Outcome::command("SET"))
+    }
+
+    /// Sets a variable; `datafusion.*` names go to DataFusion's own options.
+    pub async fn set_var(&mut self, name: &str, value: &str) -> Result<()> {
+        let name = name.to_ascii_lowercase();
+        if name.starts_with("datafusion.") {
+            self.ctx
+                .sql(&format!("SET {name} = '{}'", value.replace('\'', "''")))
+                .await?;
+            return Ok(());
+        }
+        if name == "search_path" {
+            let first = value
+                .split(',')
+                .map(|s| s.trim().trim_matches('"'))
+                .find(|s| !s.is_empty() && *s != "$user")
+                .unwrap_or(DEFAULT_SCHEMA)
+                .to_owned();
+            self.set_default_schema(&first);
+        }
+        self.vars.insert(name, value.to_owned());
+        Ok(())
+    }
+
+    fn set_default_schema(&self, schema: &str) {
+        let state = self.ctx.state_ref();
+        let mut state = state.write();
+        state.config_mut().options_mut().catalog.default_schema = schema.to_owned();
+    }
+
+    pub fn default_schema(&self) -> String {
+        self.ctx
+            .state()
+            .config()
+            .options()
+            .catalog
+            .default_schema
+            .clone()
+    }
+
+    /// The schema an unqualified name resolves to: the default schema, else
+    /// `public`.
+    fn resolve_schema_of(&self, name: &str) -> String {
+        let default = self.default_schema();
+        let snap = self.engine.catalog().snapshot();
+        if snap.relation(&default, name).is_some() {
+            default
+        } else {
+            DEFAULT_SCHEMA.to_owned()
+        }
+    }
+}
+
+fn not_supported(what: &str) -> Error {
+    Error::DataFusion(DataFusionError::NotImplemented(format!(
+        "not supported yet: {what}"
+    )))
+}
+
+/// `(schema, name)` of a possibly qualified name, normalised as PostgreSQL
+/// does (unquoted identifiers fold to lower case).
+pub fn object_name(name: &ObjectName) -> Result<(Option<String>, String)> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| {
+            let ident = p.as_ident().ok_or_else(|| {
+                Error::Catalog(CatalogError::ReadOnly(format!(
+                    "unsupported object name {name}"
+                )))
+            })?;
+            Ok(if ident.quote_style.is_some() {
+                ident.value.clone()
+            } else {
+                ident.value.to_lowercase()
+            })
+        })
+        .collect::<Result<_>>()?;
+    match parts.as_slice() {
+        [n] => Ok((None, n.clone())),
+        [s, n] => Ok((Some(s.clone()), n.clone())),
+        [_, s, n] => Ok((Some(s.clone()), n.clone())),
+        _ => Err(Error::Catalog(CatalogError::ReadOnly(format!(
+            "invalid name {name}"
+        )))),
+    }
+}
+
+/// A small all-text result.
+fn single_column_rows(columns: &[&str], rows: Vec<Vec<String>>) -> Result<Outcome> {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(*c, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays = (0..columns.len())
+        .map(|i| {
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
+            )) as _
+        })
+        .collect();
+    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
+    let stream = Box::pin(RecordBatchStreamAdapter::new(
+        Arc::clone(&schema),
+        futures::stream::iter(vec![Ok(batch)]),
+    ));
+    Ok(Outcome::Rows { schema, stream })
+}

@@ -1,0 +1,5 @@
+//! The `profiledb` binary: everything happens in [`profiledb::cli`].
+
+fn main() -> std::process::ExitCode {
+    profiledb::cli::main()
+}

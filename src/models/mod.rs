@@ -1,0 +1,101 @@
+//! SQL model files: one `SELECT` per file, materialised as a table named
+//! after the file. The build order is derived from the table references in
+//! the SQL itself ([`dag`]); [`run`] builds models in that order and
+//! publishes each atomically.
+//!
+//! The default models (`sql/` in the repository) are compiled into the
+//! binary, so `profiledb run` works from any directory; `--models DIR`
+//! replaces them with a user's own.
+
+pub mod dag;
+pub mod run;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// A model: a table name and the query that builds it.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub name: String,
+    /// Where it came from (a file path, or `builtin:sql/<name>.sql`).
+    pub path: String,
+    pub sql: String,
+}
+
+/// The shipped models.
+const DEFAULT_MODELS: &[(&str, &str)] = &[
+    ("identifiers", include_str!("../../sql/identifiers.sql")),
+    (
+        "identity_graph",
+        include_str!("../../sql/identity_graph.sql"),
+    ),
+    ("identity_map", include_str!("../../sql/identity_map.sql")),
+    (
+        "identity_rejections",
+        include_str!("../../sql/identity_rejections.sql"),
+    ),
+    (
+        "orders_unified",
+        include_str!("../../sql/orders_unified.sql"),
+    ),
+    ("profiles", include_str!("../../sql/profiles.sql")),
+];
+
+pub fn default_models() -> Vec<Model> {
+    DEFAULT_MODELS
+        .iter()
+        .map(|(name, sql)| Model {
+            name: (*name).to_owned(),
+            path: format!("builtin:sql/{name}.sql"),
+            sql: (*sql).to_owned(),
+        })
+        .collect()
+}
+
+/// Loads every `*.sql` file of `dir` (not recursive) as a model.
+pub fn load_dir(dir: &Path) -> Result<Vec<Model>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("reading models folder {}", dir.display()), e))?;
+    let mut models = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::io(format!("reading models folder {}", dir.display()), e))?
+            .path();
+        if path.extension().is_none_or(|e| e != "sql") {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| {
+                Error::Config(format!("model file name is not UTF-8: {}", path.display()))
+            })?
+            .to_owned();
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || name.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(Error::Model {
+                model: name,
+                path: path.display().to_string(),
+                message: "a model's file name must be a valid table name (letters, digits, _)"
+                    .into(),
+            });
+        }
+        let sql = std::fs::read_to_string(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        models.push(Model {
+            name,
+            path: path.display().to_string(),
+            sql,
+        });
+    }
+    if models.is_empty() {
+        return Err(Error::Config(format!(
+            "no .sql model files in {}",
+            dir.display()
+        )));
+    }
+    models.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(models)
+}

@@ -1,0 +1,463 @@
+//! One client connection: its [`Session`] and the pgwire handlers that feed
+//! it. A handler is created per socket, so nothing a client sets (search
+//! path, variables, prepared statements) is visible to another.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::sql::sqlparser::ast::Statement;
+use futures::Sink;
+use pgwire::api::auth::{
+    ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::sync::Mutex;
+
+use super::{encode, params, sqlstate};
+use crate::engine::session::{DEFAULT_SETTINGS, TransactionChange};
+use crate::engine::{Engine, Outcome, Session};
+use crate::error::Error;
+
+/// A statement prepared with Parse.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub statement: Statement,
+    /// Parameter types: declared by the client, else inferred.
+    pub param_types: Vec<Type>,
+    /// Inferred Arrow types of `$1..$n`, to cast text parameters to.
+    pub param_arrow_types: Vec<Option<DataType>>,
+    /// The result columns, when the statement returns rows.
+    pub schema: Option<Arc<Schema>>,
+}
+
+pub struct Connection {
+    session: Arc<Mutex<Session>>,
+    parser: Arc<Parser>,
+}
+
+impl Connection {
+    pub fn new(engine: &Arc<Engine>) -> Self {
+        let session = Arc::new(Mutex::new(engine.session()));
+        Self {
+            parser: Arc::new(Parser {
+                session: Arc::clone(&session),
+            }),
+            session,
+        }
+    }
+}
+
+fn pg_err(e: Error) -> PgWireError {
+    sqlstate::to_pg_error(&e)
+}
+
+fn to_response(outcome: Outcome, format: &Format) -> Response {
+    match outcome {
+        Outcome::Rows { schema, stream } => {
+            let fields = Arc::new(encode::fields(&schema, format));
+            let rows = encode::rows(stream, Arc::clone(&fields));
+            Response::Query(QueryResponse::new(fields, rows))
+        }
+        Outcome::Command {
+            tag,
+            rows,
+            transaction,
+        } => {
+            let mut t = Tag::new(&tag);
+            if let Some(r) = rows {
+                t = t.with_rows(r);
+            }
+            match transaction {
+                Some(TransactionChange::Begin) => Response::TransactionStart(t),
+                Some(TransactionChange::End) => Response::TransactionEnd(t),
+                None => Response::Execution(t),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let statements = match session.parse(query) {
+            Ok(s) => s,
+            Err(e) => return Ok(vec![Response::Error(Box::new(error_info(&e)))]),
+        };
+        let mut out = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            match session.execute(stmt, None).await {
+                Ok(outcome) => out.push(to_response(outcome, &Format::UnifiedText)),
+                Err(e) => {
+                    // Like PostgreSQL: the error ends the batch.
+                    out.push(Response::Error(Box::new(error_info(&e))));
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn error_info(e: &Error) -> pgwire::error::ErrorInfo {
+    let (code, message) = sqlstate::classify(e);
+    sqlstate::error_info(code, message)
+}
+
+pub struct Parser {
+    session: Arc<Mutex<Session>>,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let session = self.session.lock().await;
+        let mut statements = session.parse(sql).map_err(pg_err)?;
+        if statements.len() > 1 {
+            return Err(PgWireError::UserError(Box::new(sqlstate::error_info(
+                sqlstate::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement".into(),
+            ))));
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(None);
+        };
+        let (schema, inferred) = match &statement {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                let plan = session.plan(&statement).await.map_err(pg_err)?;
+                let found = plan.get_parameter_types().map_err(|e| pg_err(e.into()))?;
+                let mut inferred: Vec<Option<DataType>> = Vec::new();
+                for (name, ty) in found {
+                    if let Some(n) = name.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+                        if inferred.len() < n {
+                            inferred.resize(n, None);
+                        }
+                        inferred[n - 1] = ty;
+                    }
+                }
+                (Some(Arc::new(plan.schema().as_arrow().clone())), inferred)
+            }
+            Statement::ShowVariable { variable } => {
+                let name = variable
+                    .iter()
+                    .map(|i| i.value.to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+                    .join("_");
+                let schema = Schema::new(vec![datafusion::arrow::datatypes::Field::new(
+                    name,
+                    DataType::Utf8,
+                    true,
+                )]);
+                (Some(Arc::new(schema)), Vec::new())
+            }
+            _ => (None, Vec::new()),
+        };
+        let n = inferred.len().max(types.len());
+        let param_types = (0..n)
+            .map(|i| {
+                types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .filter(|t| *t != Type::UNKNOWN)
+                    .or_else(|| {
+                        inferred
+                            .get(i)
+                            .cloned()
+                            .flatten()
+                            .map(|dt| encode::wire_type(&dt))
+                    })
+                    .unwrap_or(Type::TEXT)
+            })
+            .collect();
+        Ok(Some(Prepared {
+            statement,
+            param_types,
+            param_arrow_types: inferred,
+            schema,
+        }))
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.clone())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(stmt
+            .schema
+            .as_ref()
+            .map(|s| encode::fields(s, column_format.unwrap_or(&Format::UnifiedText)))
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Connection {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        Arc::clone(&self.parser)
+    }
+
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let values = params::decode(portal, &prepared.param_types, &prepared.param_arrow_types)?;
+        let params = (portal.parameter_len() > 0).then_some(values);
+        let mut session = self.session.lock().await;
+        match session.execute(prepared.statement.clone(), params).await {
+            Ok(outcome) => Ok(to_response(outcome, &portal.result_column_format)),
+            Err(e) => Err(pg_err(e)),
+        }
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        stmt: &StoredStatement<Prepared>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let p = &stmt.statement;
+        let fields = p
+            .schema
+            .as_ref()
+            .map(|s| encode::fields(s, &Format::UnifiedText))
+            .unwrap_or_default();
+        Ok(DescribeStatementResponse::new(
+            p.param_types.clone(),
+            fields,
+        ))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: pgwire::api::store::PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = portal
+            .statement
+            .statement
+            .schema
+            .as_ref()
+            .map(|s| encode::fields(s, &portal.result_column_format))
+            .unwrap_or_default();
+        Ok(DescribePortalResponse::new(fields))
+    }
+}
+
+/// Startup without a password (loopback only; see `server::serve`), sending
+/// the parameters PostgreSQL 16 sends and applying `options=-c k=v`.
+pub struct Startup {
+    session: Arc<Mutex<Session>>,
+}
+
+struct Parameters(HashMap<String, String>);
+
+impl ServerParameterProvider for Parameters {
+    fn server_parameters<C>(&self, _client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        Some(self.0.clone())
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(ref startup) = message else {
+            return Ok(());
+        };
+        protocol_negotiation(client, startup).await?;
+        save_startup_parameters_to_metadata(client, startup);
+        let mut session = self.session.lock().await;
+        // `options=-c search_path=dbt_x -c statement_timeout=0` (dbt, psql -o)
+        if let Some(options) = startup.parameters.get("options") {
+            for (k, v) in parse_options(options) {
+                session.set_var(&k, &v).await.map_err(pg_err)?;
+            }
+        }
+        if let Some(app) = client
+            .metadata()
+            .get(pgwire::api::METADATA_APPLICATION_NAME)
+            .cloned()
+        {
+            session
+                .set_var("application_name", &app)
+                .await
+                .map_err(pg_err)?;
+        }
+        let mut params: HashMap<String, String> = HashMap::new();
+        for key in [
+            "server_version",
+            "server_encoding",
+            "client_encoding",
+            "integer_datetimes",
+            "standard_conforming_strings",
+            "is_superuser",
+            "application_name",
+            "search_path",
+        ] {
+            params.insert(key.to_owned(), session.setting(key).unwrap_or_default());
+        }
+        params.insert(
+            "DateStyle".into(),
+            session.setting("datestyle").unwrap_or_default(),
+        );
+        params.insert(
+            "TimeZone".into(),
+            session.setting("timezone").unwrap_or_default(),
+        );
+        params.insert(
+            "IntervalStyle".into(),
+            session.setting("intervalstyle").unwrap_or_default(),
+        );
+        params.insert(
+            "session_authorization".into(),
+            client
+                .metadata()
+                .get(pgwire::api::METADATA_USER)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        debug_assert!(DEFAULT_SETTINGS.iter().any(|(k, _)| *k == "server_version"));
+        drop(session);
+        finish_authentication(client, &Parameters(params)).await?;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
+    }
+}
+
+/// `-c a=b -c c=d` or `--a=b` → pairs.
+fn parse_options(options: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut words = options.split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        let kv = if w == "-c" {
+            words.next().map(str::to_owned)
+        } else if let Some(rest) = w.strip_prefix("-c") {
+            Some(rest.to_owned())
+        } else {
+            w.strip_prefix("--").map(str::to_owned)
+        };
+        if let Some((k, v)) = kv.as_deref().and_then(|kv| kv.split_once('=')) {
+            out.push((k.replace('-', "_"), v.to_owned()));
+        }
+    }
+    out
+}
+
+/// The handlers of one connection.
+pub struct Handlers {
+    connection: Arc<Connection>,
+    startup: Arc<Startup>,
+}
+
+impl Handlers {
+    pub fn new(engine: &Arc<Engine>) -> Self {
+        let connection = Arc::new(Connection::new(engine));
+        let startup = Arc::new(Startup {
+            session: Arc::clone(&connection.session),
+        });
+        Self {
+            connection,
+            startup,
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::clone(&self.connection)
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::clone(&self.connection)
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::clone(&self.startup)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_options;
+
+    #[test]
+    fn startup_options_are_parsed() {
+        assert_eq!(
+            parse_options("-c search_path=dbt_ana -csearch_path=x --statement-timeout=5"),
+            vec![
+                ("search_path".into(), "dbt_ana".into()),
+                ("search_path".into(), "x".into()),
+                ("statement_timeout".into(), "5".into()),
+            ]
+        );
+    }
+}

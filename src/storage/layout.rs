@@ -1,0 +1,68 @@
+//! Where things live under the storage root. Every path profiledb reads or
+//! writes is spelled here, so the layout can be read in one place:
+//!
+//! ```text
+//! raw/<source>/**.parquet                    landing zone (upstream tools write it)
+//! catalog/schemas/<schema>.json              user-created schemas
+//! catalog/views/<schema>/<name>.json         persisted views (SQL + columns)
+//! catalog/tables/<schema>/<name>.json        table pointers: the current version
+//! data/<schema>/<name>/<version>/part-*.parquet   table versions
+//! truth/                                     generator ground truth (tests only)
+//! ```
+
+pub const RAW: &str = "raw";
+pub const CATALOG_SCHEMAS: &str = "catalog/schemas";
+pub const CATALOG_VIEWS: &str = "catalog/views";
+pub const CATALOG_TABLES: &str = "catalog/tables";
+pub const DATA: &str = "data";
+pub const TRUTH: &str = "truth";
+
+pub fn raw_dir(source: &str) -> String {
+    format!("{RAW}/{source}/")
+}
+
+pub fn schema_file(schema: &str) -> String {
+    format!("{CATALOG_SCHEMAS}/{schema}.json")
+}
+
+pub fn view_file(schema: &str, name: &str) -> String {
+    format!("{CATALOG_VIEWS}/{schema}/{name}.json")
+}
+
+pub fn table_pointer(schema: &str, name: &str) -> String {
+    format!("{CATALOG_TABLES}/{schema}/{name}.json")
+}
+
+pub fn table_dir(schema: &str, name: &str) -> String {
+    format!("{DATA}/{schema}/{name}")
+}
+
+pub fn table_version_dir(schema: &str, name: &str, version: &str) -> String {
+    format!("{DATA}/{schema}/{name}/{version}")
+}
+
+/// Splits `catalog/<kind>/<schema>/<name>.json` into `(schema, name)`.
+pub fn parse_object_file(prefix: &str, rel: &str) -> Option<(String, String)> {
+    let rest = rel.strip_prefix(prefix)?.strip_prefix('/')?;
+    let (schema, file) = rest.split_once('/')?;
+    let name = file.strip_suffix(".json")?;
+    (!name.contains('/')).then(|| (schema.to_owned(), name.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_files_parse_back() {
+        let rel = view_file("segments", "big_spenders");
+        assert_eq!(
+            parse_object_file(CATALOG_VIEWS, &rel),
+            Some(("segments".into(), "big_spenders".into()))
+        );
+        assert_eq!(
+            parse_object_file(CATALOG_VIEWS, "catalog/views/x.json"),
+            None
+        );
+    }
+}

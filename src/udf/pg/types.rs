@@ -1,0 +1,81 @@
+//! Type functions: `format_type`, `pg_type_is_visible`,
+//! `pg_encoding_to_char`, and the target of `'name'::regtype`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, StringArray, UInt32Array};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::Result;
+
+use super::{PgCall, PgFn, constant_text, oids, texts};
+use crate::catalog::Catalog;
+use crate::catalog::pg_types::{ALL, format_type};
+
+pub fn functions(catalog: &Arc<Catalog>) -> Vec<PgFn> {
+    vec![
+        PgFn::new("format_type", &[1, 2], DataType::Utf8, format, catalog),
+        PgFn::new("regtype_oid", &[1], DataType::UInt32, regtype_oid, catalog),
+        PgFn::new(
+            "pg_type_is_visible",
+            &[1],
+            DataType::Boolean,
+            |c| Ok(Arc::new(BooleanArray::from(vec![true; c.rows]))),
+            catalog,
+        ),
+        PgFn::new(
+            "pg_encoding_to_char",
+            &[1],
+            DataType::Utf8,
+            |c| Ok(constant_text(c, Some("UTF8"))),
+            catalog,
+        ),
+        PgFn::new(
+            "pg_get_expr",
+            &[2, 3],
+            DataType::Utf8,
+            |c| Ok(constant_text(c, None)),
+            catalog,
+        ),
+        PgFn::new(
+            "pg_get_constraintdef",
+            &[1, 2],
+            DataType::Utf8,
+            |c| Ok(constant_text(c, None)),
+            catalog,
+        ),
+        PgFn::new(
+            "pg_get_indexdef",
+            &[1, 3],
+            DataType::Utf8,
+            |c| Ok(constant_text(c, None)),
+            catalog,
+        ),
+    ]
+}
+
+fn format(c: &PgCall) -> Result<ArrayRef> {
+    let out: StringArray = oids(c, 0)?
+        .into_iter()
+        .map(|o| o.map(|o| format_type(o).unwrap_or_else(|| "???".to_owned())))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+fn regtype_oid(c: &PgCall) -> Result<ArrayRef> {
+    let out: UInt32Array = texts(c, 0)?
+        .into_iter()
+        .map(|t| {
+            let t = t?.to_lowercase();
+            let t = t.strip_prefix("pg_catalog.").unwrap_or(&t).to_owned();
+            ALL.iter()
+                .find(|p| p.name == t || p.sql_name == t)
+                .map(|p| p.oid)
+                .or_else(|| {
+                    ALL.iter()
+                        .find(|p| format!("{}[]", p.sql_name) == t || format!("_{}", p.name) == t)
+                        .map(|p| p.array_oid)
+                })
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
