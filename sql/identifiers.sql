@@ -7,25 +7,42 @@ WITH raw_ids AS (
            'user_id' AS id_type, user_id AS raw_value
     FROM events
     UNION ALL
-    SELECT 'events', message_id, "timestamp", 'anonymous_id', anonymous_id FROM events
+    SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
+           'anonymous_id' AS id_type, anonymous_id AS raw_value
+    FROM events
     UNION ALL
     -- alias calls link the previous (usually anonymous) id to the user id
-    SELECT 'events', message_id, "timestamp", 'anonymous_id', previous_id
+    SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
+           'anonymous_id' AS id_type, previous_id AS raw_value
     FROM events WHERE "type" = 'alias'
     UNION ALL
-    SELECT 'events', message_id, "timestamp", 'device_id', json_get_str(context, 'device', 'id') FROM events
+    SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
+           'device_id' AS id_type, json_get_str(context, 'device', 'id') AS raw_value
+    FROM events
     UNION ALL
-    SELECT 'events', message_id, "timestamp", 'email', json_get_str(traits, 'email') FROM events
+    SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
+           'email' AS id_type, json_get_str(traits, 'email') AS raw_value
+    FROM events
     UNION ALL
-    SELECT 'events', message_id, "timestamp", 'phone', json_get_str(traits, 'phone') FROM events
+    SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
+           'phone' AS id_type, json_get_str(traits, 'phone') AS raw_value
+    FROM events
     UNION ALL
-    SELECT 'crm_contacts', contact_id, updated_at, 'crm_contact_id', contact_id FROM crm_contacts
+    SELECT 'crm_contacts' AS source, contact_id AS row_key, updated_at AS ts,
+           'crm_contact_id' AS id_type, contact_id AS raw_value
+    FROM crm_contacts
     UNION ALL
-    SELECT 'crm_contacts', contact_id, updated_at, 'email', email FROM crm_contacts
+    SELECT 'crm_contacts' AS source, contact_id AS row_key, updated_at AS ts,
+           'email' AS id_type, email AS raw_value
+    FROM crm_contacts
     UNION ALL
-    SELECT 'crm_contacts', contact_id, updated_at, 'phone', phone FROM crm_contacts
+    SELECT 'crm_contacts' AS source, contact_id AS row_key, updated_at AS ts,
+           'phone' AS id_type, phone AS raw_value
+    FROM crm_contacts
     UNION ALL
-    SELECT 'orders', order_id, ordered_at, 'email', email FROM orders
+    SELECT 'orders' AS source, order_id AS row_key, ordered_at AS ts,
+           'email' AS id_type, email AS raw_value
+    FROM orders
 ),
 present AS (
     SELECT source, row_key, ts, id_type, trim(raw_value) AS raw_value

@@ -33,7 +33,7 @@ activity AS (
 purchases AS (
     SELECT profile_id,
            count(*) AS order_count,
-           sum(amount) AS total_revenue,
+           round(sum(amount), 2) AS total_revenue,
            max(ordered_at) AS last_order_at
     FROM orders_unified
     WHERE profile_id IS NOT NULL
@@ -56,9 +56,9 @@ base AS (
 ),
 scored AS (
     SELECT b.*,
-           CASE WHEN order_count > 0 THEN ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY recency_days DESC) END AS r_score,
-           CASE WHEN order_count > 0 THEN ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY order_count) END AS f_score,
-           CASE WHEN order_count > 0 THEN ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY total_revenue) END AS m_score
+           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY recency_days DESC) AS INT) END AS r_score,
+           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY order_count) AS INT) END AS f_score,
+           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY total_revenue) AS INT) END AS m_score
     FROM base b
 )
 SELECT profile_id, user_id, email, phone, first_name, last_name, city, country, birthday, consent_email,

@@ -479,6 +479,28 @@ const TABLES: &[(&str, &[(&str, DataType)])] = &[
     ),
 ];
 
+/// Tables that always have rows; every other table of [`TABLES`] is empty.
+const POPULATED: &[&str] = &[
+    "pg_namespace",
+    "pg_class",
+    "pg_attribute",
+    "pg_type",
+    "pg_database",
+    "pg_am",
+    "pg_roles",
+    "pg_tables",
+    "pg_views",
+    "pg_description",
+    "pg_tablespace",
+];
+
+/// True for pg_catalog tables that never have rows here (indexes, triggers,
+/// policies, defaults, …): queries over them can be answered without
+/// planning them (see `engine::pg_dialect`).
+pub fn always_empty(table: &str) -> bool {
+    TABLES.iter().any(|(n, _)| *n == table) && !POPULATED.contains(&table)
+}
+
 #[derive(Debug)]
 pub struct PgCatalogSchema {
     catalog: Arc<Catalog>,

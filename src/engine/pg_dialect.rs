@@ -20,15 +20,93 @@ use std::ops::ControlFlow;
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
-    Value, visit_expressions_mut,
+    FunctionArguments, Ident, JoinOperator, ObjectName, ObjectNamePart, Query, Select, SelectItem,
+    SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut, visit_expressions_mut,
 };
 
 pub fn rewrite(stmt: &mut Statement) {
+    // Names first: PostgreSQL names columns after the SQL as written.
+    let _ = stmt.visit(&mut PgColumnNames);
     let _ = visit_expressions_mut(stmt, |expr| {
         rewrite_expr(expr);
         ControlFlow::<()>::Continue(())
     });
+    fold_empty_catalog_subqueries(stmt);
+}
+
+/// Names unaliased select items as PostgreSQL does: a function call after
+/// the function (`count(*)` → `count`), a cast after what it casts, any
+/// other expression `?column?`. Only where the name stays unique, because
+/// DataFusion refuses duplicate column names.
+struct PgColumnNames;
+
+impl VisitorMut for PgColumnNames {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let mut body = query.body.as_mut();
+        while let SetExpr::SetOperation { left, .. } = body {
+            body = left.as_mut();
+        }
+        let SetExpr::Select(select) = body else {
+            return ControlFlow::Continue(());
+        };
+        let names: Vec<Option<String>> = select
+            .projection
+            .iter()
+            .map(|item| match item {
+                SelectItem::UnnamedExpr(e) => pg_column_name(e),
+                _ => None,
+            })
+            .collect();
+        let taken: Vec<String> = select
+            .projection
+            .iter()
+            .filter_map(|item| match item {
+                SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.value.to_lowercase()),
+                SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                    parts.last().map(|i| i.value.to_lowercase())
+                }
+                _ => None,
+            })
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            let Some(name) = name else { continue };
+            let clashes = taken.contains(name)
+                || names
+                    .iter()
+                    .enumerate()
+                    .any(|(j, n)| j != i && n.as_ref() == Some(name));
+            if clashes {
+                continue;
+            }
+            if let SelectItem::UnnamedExpr(e) = &select.projection[i] {
+                select.projection[i] = SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: Ident::with_quote('"', name.clone()),
+                };
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// PostgreSQL's name for an unaliased expression; None for column references
+/// (already named) and wildcards.
+fn pg_column_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+        Expr::Function(f) => last_ident(&f.name).map(str::to_lowercase),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => match expr.as_ref() {
+            Expr::Identifier(i) => Some(i.value.to_lowercase()),
+            Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_lowercase()),
+            inner => pg_column_name(inner),
+        },
+        Expr::Case { .. } => Some("case".into()),
+        Expr::Exists { .. } => Some("exists".into()),
+        _ => Some("?column?".into()),
+    }
 }
 
 fn rewrite_expr(expr: &mut Expr) {
@@ -148,6 +226,112 @@ fn call(name: &str, args: Vec<Expr>) -> Expr {
     })
 }
 
+/// Folds subqueries that read an always-empty pg_catalog table in their FROM
+/// list: a scalar subquery becomes NULL, `EXISTS` false, `NOT EXISTS` true.
+/// Exact, because those tables have no rows, and it spares DataFusion the
+/// correlated subqueries it cannot decorrelate (psql's `\d` sends them).
+pub fn fold_empty_catalog_subqueries(stmt: &mut Statement) {
+    let _ = stmt.visit(&mut EmptyCatalogSelects);
+    let _ = visit_expressions_mut(stmt, |expr| {
+        match expr {
+            Expr::Subquery(q) if reads_empty_catalog(q) => *expr = Expr::Value(Value::Null.into()),
+            Expr::Exists { subquery, negated } if reads_empty_catalog(subquery) => {
+                *expr = Expr::Value(Value::Boolean(*negated).into());
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// A SELECT over an always-empty catalog table returns no rows whatever its
+/// select list says: its WHERE becomes `false`, and every select item but a
+/// plain column becomes NULL under the same name (so functions and
+/// subqueries DataFusion could not plan are never planned).
+struct EmptyCatalogSelects;
+
+impl VisitorMut for EmptyCatalogSelects {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if reads_empty_catalog(query) {
+            // No rows: no order to keep (and its expressions may name
+            // columns the folded select list no longer has).
+            query.order_by = None;
+        }
+        fold_set_expr(query.body.as_mut());
+        ControlFlow::Continue(())
+    }
+}
+
+fn fold_set_expr(body: &mut SetExpr) {
+    match body {
+        SetExpr::SetOperation { left, right, .. } => {
+            fold_set_expr(left);
+            fold_set_expr(right);
+        }
+        SetExpr::Select(select) if select_reads_empty_catalog(select) => fold_select(select),
+        _ => {}
+    }
+}
+
+fn fold_select(select: &mut Select) {
+    select.selection = Some(Expr::Value(Value::Boolean(false).into()));
+    let mut used = std::collections::HashSet::new();
+    for item in &mut select.projection {
+        let (expr, alias) = match item {
+            SelectItem::UnnamedExpr(e) => (
+                e.clone(),
+                Ident::with_quote('"', pg_column_name(e).unwrap_or_else(|| "?column?".into())),
+            ),
+            SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), alias.clone()),
+            _ => continue,
+        };
+        let mut alias = alias;
+        while !used.insert(alias.value.clone()) {
+            alias = Ident::with_quote('"', format!("{}_", alias.value));
+        }
+        if !matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+            *item = SelectItem::ExprWithAlias {
+                expr: Expr::Value(Value::Null.into()),
+                alias,
+            };
+        }
+    }
+}
+
+fn reads_empty_catalog(q: &Query) -> bool {
+    matches!(q.body.as_ref(), SetExpr::Select(select) if select_reads_empty_catalog(select))
+}
+
+fn select_reads_empty_catalog(select: &Select) -> bool {
+    select.from.iter().any(|twj| {
+        let inner_joined = twj.joins.iter().filter(|j| {
+            matches!(
+                j.join_operator,
+                JoinOperator::Inner(_) | JoinOperator::Join(_)
+            )
+        });
+        std::iter::once(&twj.relation)
+            .chain(inner_joined.map(|j| &j.relation))
+            .any(|rel| match rel {
+                TableFactor::Table { name, .. } => {
+                    let parts: Vec<&str> = name
+                        .0
+                        .iter()
+                        .filter_map(ObjectNamePart::as_ident)
+                        .map(|i| i.value.as_str())
+                        .collect();
+                    match parts.as_slice() {
+                        [t] | ["pg_catalog", t] => crate::catalog::pg_catalog::always_empty(t),
+                        _ => false,
+                    }
+                }
+                _ => false,
+            })
+    })
+}
+
 pub fn is_unaggregated_scalar_subquery_error(e: &DataFusionError) -> bool {
     e.to_string().contains("must be aggregated")
 }
@@ -223,8 +407,21 @@ mod tests {
         );
         assert_eq!(
             sql,
-            "SELECT regclass_name(c.oid) FROM pg_catalog.pg_class c WHERE c.relname ~ '^(profiles)$' \
+            "SELECT regclass_name(c.oid) AS \"oid\" FROM pg_catalog.pg_class c WHERE c.relname ~ '^(profiles)$' \
              AND pg_table_is_visible(c.oid) AND c.oid = regclass_oid('profiles')"
+        );
+    }
+
+    #[test]
+    fn unaliased_expressions_get_postgres_names() {
+        assert_eq!(
+            rewritten("SELECT count(*), x::text, 1, a.b, sum(y) AS s FROM t"),
+            "SELECT count(*) AS \"count\", x::TEXT AS \"x\", 1 AS \"?column?\", a.b, sum(y) AS s FROM t"
+        );
+        // Duplicates keep DataFusion's distinct names.
+        assert_eq!(
+            rewritten("SELECT count(a), count(b) FROM t"),
+            "SELECT count(a), count(b) FROM t"
         );
     }
 

@@ -14,6 +14,7 @@ use datafusion::common::{DataFusionError, ParamValues};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{
@@ -161,6 +162,25 @@ impl Session {
         Ok(plan)
     }
 
+    /// Plans, binds `params`, optimises and plans physically.
+    async fn physical_plan(
+        &self,
+        stmt: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut plan = self.plan(stmt).await?;
+        if let Some(params) = params {
+            plan = plan.with_param_values(params)?;
+        }
+        if matches!(
+            plan,
+            LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_)
+        ) {
+            return Err(not_supported(&stmt.to_string()));
+        }
+        Ok(self.ctx.state().create_physical_plan(&plan).await?)
+    }
+
     /// True for statements that return rows.
     pub fn returns_rows(stmt: &Statement) -> bool {
         matches!(
@@ -177,21 +197,18 @@ impl Session {
     ) -> Result<Outcome> {
         match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
-                let mut plan = self.plan(&stmt).await?;
-                if let Some(params) = params {
-                    plan = plan.with_param_values(params)?;
-                }
-                if !matches!(plan, LogicalPlan::Explain(_))
-                    && matches!(
-                        plan,
-                        LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_)
-                    )
-                {
-                    return Err(not_supported(&format!("{stmt}")));
-                }
-                let df = self.ctx.execute_logical_plan(plan).await?;
-                let schema = Arc::new(df.schema().as_arrow().clone());
-                let stream = df.execute_stream().await?;
+                let physical = match self.physical_plan(&stmt, params.clone()).await {
+                    Err(Error::DataFusion(e))
+                        if pg_dialect::is_unaggregated_scalar_subquery_error(&e) =>
+                    {
+                        let mut retry = stmt.clone();
+                        pg_dialect::aggregate_scalar_subqueries(&mut retry);
+                        self.physical_plan(&retry, params).await?
+                    }
+                    other => other?,
+                };
+                let schema = physical.schema();
+                let stream = execute_stream(physical, self.ctx.task_ctx())?;
                 Ok(Outcome::Rows { schema, stream })
             }
             Statement::CreateView(view) => self.create_view(view).await,

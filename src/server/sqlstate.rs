@@ -67,7 +67,10 @@ fn classify_datafusion(e: &DataFusionError) -> (&'static str, String) {
         }
         DataFusionError::SQL(p, _) => (SYNTAX_ERROR, format!("syntax error: {p}")),
         DataFusionError::SchemaError(s, _) => match s.as_ref() {
-            SchemaError::FieldNotFound { .. } => (UNDEFINED_COLUMN, strip(&e.to_string())),
+            SchemaError::FieldNotFound { field, .. } => (
+                UNDEFINED_COLUMN,
+                format!("column \"{}\" does not exist", field.name),
+            ),
             _ => (SYNTAX_OR_ACCESS, strip(&e.to_string())),
         },
         DataFusionError::NotImplemented(m) => (FEATURE_NOT_SUPPORTED, m.clone()),
@@ -110,6 +113,17 @@ fn classify_message(m: &str, fallback: &'static str) -> (&'static str, String) {
         || m.contains("Unknown function")
     {
         return (UNDEFINED_FUNCTION, m.to_owned());
+    }
+    if let Some(rest) = m.split("No field named ").nth(1) {
+        let name = rest
+            .split(['.', ' '])
+            .next()
+            .unwrap_or(rest)
+            .trim_matches('"');
+        return (
+            UNDEFINED_COLUMN,
+            format!("column \"{name}\" does not exist"),
+        );
     }
     if m.contains("No field named") {
         return (UNDEFINED_COLUMN, m.to_owned());
