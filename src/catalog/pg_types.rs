@@ -104,10 +104,10 @@ pub fn pg_type_of(dt: &DataType) -> PgType {
         DataType::Boolean => BOOL,
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => INT2,
         DataType::Int32 | DataType::UInt16 => INT4,
-        DataType::Int64 => INT8,
+        // UInt64 goes out as int8 until numeric has a binary encoder.
+        DataType::Int64 | DataType::UInt64 => INT8,
         DataType::UInt32 => OID,
-        DataType::UInt64
-        | DataType::Decimal32(..)
+        DataType::Decimal32(..)
         | DataType::Decimal64(..)
         | DataType::Decimal128(..)
         | DataType::Decimal256(..) => NUMERIC,

@@ -152,16 +152,13 @@ impl Generator {
         if let Some(u) = &user_id {
             ids.push(("user_id", u.clone()));
         }
-        if let Some(e) = &email {
-            let mut n = String::new();
-            normalize_email(e, &mut n);
-            ids.push(("email", n));
-        }
-        if let Some(p) = &phone {
-            let mut n = String::new();
-            normalize_phone(p, "US", &mut n);
-            ids.push(("phone", n));
-        }
+        // Email and phone join the truth only if some row carries them.
+        let email_seen = std::cell::Cell::new(false);
+        let phone_seen = std::cell::Cell::new(false);
+        let spell_seen_email = |e: &str, rng: &mut ChaCha8Rng| {
+            email_seen.set(true);
+            spell_email(e, rng)
+        };
 
         let mut seq = 0u32;
         let mut next_id = |prefix: &str| {
@@ -180,15 +177,18 @@ impl Generator {
             }
             c.to_string()
         };
-        let email_traits = |rng: &mut ChaCha8Rng| -> Option<String> {
+        // The first login carries every trait, so all of a person's records
+        // are linkable; later ones carry the phone only sometimes.
+        let email_traits = |rng: &mut ChaCha8Rng, first_login: bool| -> Option<String> {
             let mut t = json!({"firstName": first, "lastName": last});
             if let Some(e) = &email {
-                t["email"] = json!(spell_email(e, rng));
+                t["email"] = json!(spell_seen_email(e, rng));
             }
             if let Some(p) = &phone
-                && rng.random_bool(0.6)
+                && (first_login || rng.random_bool(0.6))
             {
                 t["phone"] = json!(spell_phone(p, rng));
+                phone_seen.set(true);
             }
             Some(t.to_string())
         };
@@ -199,7 +199,7 @@ impl Generator {
         } else {
             1
         };
-        for _ in 0..cookies {
+        for cookie_index in 0..cookies {
             let cookie = Self::uuid(&mut rng);
             let linkable = registered || email.is_some();
             if linkable {
@@ -248,7 +248,7 @@ impl Generator {
                     });
                 }
                 if s == 0 && registered {
-                    let alias = rng.random_bool(0.2);
+                    let alias = cookie_index > 0 && rng.random_bool(0.2);
                     out.events.push(EventRow {
                         message_id: next_id("m"),
                         kind: if alias { "alias" } else { "identify" },
@@ -258,12 +258,16 @@ impl Generator {
                         user_id: user_id.clone(),
                         previous_id: alias.then(|| cookie.clone()),
                         context: base_context(None, "/login"),
-                        traits: if alias { None } else { email_traits(&mut rng) },
+                        traits: if alias {
+                            None
+                        } else {
+                            email_traits(&mut rng, cookie_index == 0)
+                        },
                         properties: None,
                     });
                 } else if s == 0 && email.is_some() {
                     // A newsletter sign-up: the cookie meets the email.
-                    let e = email.as_deref().map(|e| spell_email(e, &mut rng));
+                    let e = email.as_deref().map(|e| spell_seen_email(e, &mut rng));
                     out.events.push(EventRow {
                         message_id: next_id("m"),
                         kind: "identify",
@@ -299,7 +303,11 @@ impl Generator {
                         .flatten(),
                     previous_id: None,
                     context: base_context(Some(&device), "app"),
-                    traits: if k == 0 { email_traits(&mut rng) } else { None },
+                    traits: if k == 0 {
+                        email_traits(&mut rng, false)
+                    } else {
+                        None
+                    },
                     properties: None,
                 });
             }
@@ -347,7 +355,7 @@ impl Generator {
                     for _ in 0..copies {
                         out.orders.push(OrderRow {
                             order_id: order_id.clone(),
-                            email: spell_email(e, &mut rng),
+                            email: spell_seen_email(e, &mut rng),
                             amount,
                             currency: "USD",
                             ordered_at: at,
@@ -388,8 +396,11 @@ impl Generator {
                 ids.push(("crm_contact_id", contact_id.clone()));
                 out.contacts.push(ContactRow {
                     contact_id,
-                    email: email.as_deref().map(|e| spell_email(e, &mut rng)),
-                    phone: phone.as_deref().map(|p| spell_phone(p, &mut rng)),
+                    email: email.as_deref().map(|e| spell_seen_email(e, &mut rng)),
+                    phone: phone.as_deref().map(|p| {
+                        phone_seen.set(true);
+                        spell_phone(p, &mut rng)
+                    }),
                     first_name: first.to_owned(),
                     last_name: last.to_owned(),
                     birthday: rng.random_range(-15_000..10_000),
@@ -420,6 +431,20 @@ impl Generator {
             out.events.push(dup);
         }
 
+        if let Some(e) = &email
+            && email_seen.get()
+        {
+            let mut n = String::new();
+            normalize_email(e, &mut n);
+            ids.push(("email", n));
+        }
+        if let Some(p) = &phone
+            && phone_seen.get()
+        {
+            let mut n = String::new();
+            normalize_phone(p, "US", &mut n);
+            ids.push(("phone", n));
+        }
         out.truth.push(Truth {
             person_id,
             identifiers: ids,

@@ -29,7 +29,6 @@ pub fn wire_type(dt: &DataType) -> Type {
         | DataType::FixedSizeList(..)
         | DataType::Struct(_)
         | DataType::Map(..) => Type::TEXT,
-        DataType::UInt64 => Type::INT8,
         DataType::Null => Type::TEXT,
         other => Type::from_oid(pg_types::pg_type_of(other).oid).unwrap_or(Type::TEXT),
     }

@@ -1,1 +1,8 @@
+//! The integration test binary: everything here runs through the real
+//! interfaces — the storage root on disk, the model runner, the wire server
+//! on a random loopback port, tokio-postgres and the real `psql` binary.
 
+mod models;
+mod server;
+mod spine;
+mod support;

@@ -1,0 +1,138 @@
+//! A test server on 127.0.0.1:0 over a storage root in a temp folder, and
+//! clients for it (tokio-postgres and the `psql` binary).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use profiledb::engine::Engine;
+use profiledb::generate::{GenerateOptions, generate};
+use profiledb::models::{self, dag, run::RunReport};
+use profiledb::server::{ServerOptions, serve};
+use profiledb::storage::Storage;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server over the storage root `root`.
+    pub async fn start(root: &Path) -> Self {
+        let engine = Engine::open(root.to_str().unwrap()).await.expect("engine");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            serve(
+                listener,
+                engine,
+                async {
+                    let _ = stopped.await;
+                },
+                ServerOptions::default(),
+            )
+            .await
+            .expect("server");
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let conn = format!(
+            "host=127.0.0.1 port={} user=analyst dbname=profiledb",
+            self.addr.port()
+        );
+        let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    /// Runs the real `psql` with `args`; returns (success, stdout, stderr).
+    pub fn psql(&self, args: &[&str]) -> (bool, String, String) {
+        let port = self.addr.port().to_string();
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "analyst",
+                "-d",
+                "profiledb",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
+            .args(args)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .expect("the psql binary must be installed (the README test command installs it)");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// A storage root with generated data in a fresh temp folder.
+pub async fn generated_root(people: u64, seed: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path().to_str().unwrap()).unwrap();
+    let options = GenerateOptions {
+        people,
+        seed,
+        as_of: profiledb::config::as_of(Some("2026-06-30")).unwrap(),
+    };
+    generate(&storage, &options, |_| {})
+        .await
+        .expect("generate");
+    dir
+}
+
+/// Builds the shipped models (or those of `models_dir`) over `root`.
+pub async fn run_models(root: &Path, models_dir: Option<&Path>) -> RunReport {
+    let engine: Arc<Engine> = Engine::open(root.to_str().unwrap()).await.unwrap();
+    let models = match models_dir {
+        Some(d) => models::load_dir(d).unwrap(),
+        None => models::default_models(),
+    };
+    let nodes = dag::build(models).unwrap();
+    models::run::run(&engine, &nodes, None, |_| {})
+        .await
+        .expect("run")
+}
+
+/// Copies the shipped models into a folder a test may modify.
+pub fn copy_default_models(to: &Path) -> PathBuf {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql");
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+    to.to_path_buf()
+}
