@@ -1,6 +1,8 @@
 //! Runs every `tests/slt/*.slt` file against a fresh in-memory engine (one
 //! engine per file), through the same `Session` the server uses.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

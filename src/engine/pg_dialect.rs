@@ -122,11 +122,12 @@ fn rewrite_expr(expr: &mut Expr) {
                 *op = mapped;
             }
         }
-        Expr::Function(Function { name, .. }) => {
-            if name.0.len() == 2 && last_ident(name).is_some() && first_ident_is(name, "pg_catalog")
-            {
-                name.0.remove(0);
-            }
+        Expr::Function(Function { name, .. })
+            if name.0.len() == 2
+                && last_ident(name).is_some()
+                && first_ident_is(name, "pg_catalog") =>
+        {
+            name.0.remove(0);
         }
         Expr::Cast {
             expr: inner,

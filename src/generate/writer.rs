@@ -147,7 +147,7 @@ impl Table {
 }
 
 fn schema(name: &str) -> Schema {
-    declared_schema(name).unwrap_or_else(|| Schema::empty())
+    declared_schema(name).unwrap_or_else(Schema::empty)
 }
 
 impl Writers {

@@ -158,10 +158,8 @@ async fn write_files(
             (Some(_), None) => true,
             (None, _) => false,
         };
-        if finish_current {
-            if let Some((w, _)) = writer.take() {
-                w.close().await?;
-            }
+        if finish_current && let Some((w, _)) = writer.take() {
+            w.close().await?;
         }
         // Always write at least one (possibly empty) file, so the version
         // carries its schema.

@@ -2,6 +2,8 @@
 //! interfaces — the storage root on disk, the model runner, the wire server
 //! on a random loopback port, tokio-postgres and the real `psql` binary.
 
+#![allow(clippy::unwrap_used)]
+
 mod models;
 mod server;
 mod spine;

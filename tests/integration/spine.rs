@@ -126,7 +126,8 @@ async fn identities_orders_and_revenue_match_the_truth() {
         missing.is_empty(),
         "identifiers the truth links but identity_map lacks: {missing:?}"
     );
-    let mut profiles_of: HashMap<&str, Vec<(&(String, String), &str)>> = HashMap::new();
+    type Identifier = (String, String);
+    let mut profiles_of: HashMap<&str, Vec<(&Identifier, &str)>> = HashMap::new();
     for (k, person) in &truth_ids {
         profiles_of
             .entry(person.as_str())
