@@ -4,48 +4,49 @@
 -- are reported in identity_rejections rather than dropped.
 WITH raw_ids AS (
     SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
-           'user_id' AS id_type, user_id AS raw_value
+           'user_id' AS id_type, user_id AS raw_value, CAST(NULL AS VARCHAR) AS country
     FROM events
     UNION ALL
     SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
-           'anonymous_id' AS id_type, anonymous_id AS raw_value
+           'anonymous_id' AS id_type, anonymous_id AS raw_value, NULL AS country
     FROM events
     UNION ALL
     -- alias calls link the previous (usually anonymous) id to the user id
     SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
-           'anonymous_id' AS id_type, previous_id AS raw_value
+           'anonymous_id' AS id_type, previous_id AS raw_value, NULL AS country
     FROM events WHERE "type" = 'alias'
     UNION ALL
     SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
-           'device_id' AS id_type, json_get_str(context, 'device', 'id') AS raw_value
+           'device_id' AS id_type, json_get_str(context, 'device', 'id') AS raw_value, NULL AS country
     FROM events
     UNION ALL
     SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
-           'email' AS id_type, json_get_str(traits, 'email') AS raw_value
+           'email' AS id_type, json_get_str(traits, 'email') AS raw_value, NULL AS country
     FROM events
     UNION ALL
     SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
-           'phone' AS id_type, json_get_str(traits, 'phone') AS raw_value
+           'phone' AS id_type, json_get_str(traits, 'phone') AS raw_value,
+           json_get_str(context, 'location', 'country') AS country
     FROM events
     UNION ALL
     SELECT 'crm_contacts' AS source, contact_id AS row_key, updated_at AS ts,
-           'crm_contact_id' AS id_type, contact_id AS raw_value
+           'crm_contact_id' AS id_type, contact_id AS raw_value, NULL AS country
     FROM crm_contacts
     UNION ALL
     SELECT 'crm_contacts' AS source, contact_id AS row_key, updated_at AS ts,
-           'email' AS id_type, email AS raw_value
+           'email' AS id_type, email AS raw_value, NULL AS country
     FROM crm_contacts
     UNION ALL
     SELECT 'crm_contacts' AS source, contact_id AS row_key, updated_at AS ts,
-           'phone' AS id_type, phone AS raw_value
+           'phone' AS id_type, phone AS raw_value, country
     FROM crm_contacts
     UNION ALL
     SELECT 'orders' AS source, order_id AS row_key, ordered_at AS ts,
-           'email' AS id_type, email AS raw_value
+           'email' AS id_type, email AS raw_value, NULL AS country
     FROM orders
 ),
 present AS (
-    SELECT source, row_key, ts, id_type, trim(raw_value) AS raw_value
+    SELECT source, row_key, ts, id_type, trim(raw_value) AS raw_value, country
     FROM raw_ids
     WHERE raw_value IS NOT NULL AND trim(raw_value) <> ''
 ),
@@ -53,7 +54,8 @@ normalised AS (
     SELECT source, row_key, ts, id_type, raw_value,
            CASE id_type
                WHEN 'email' THEN normalize_email(raw_value)
-               WHEN 'phone' THEN normalize_phone(raw_value)
+               -- national numbers need the contact's country (default US)
+               WHEN 'phone' THEN normalize_phone(raw_value, coalesce(country, 'US'))
                ELSE raw_value
            END AS id_value
     FROM present

@@ -244,6 +244,10 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::io(format!("listening on {addr}"), e))?;
+    // The bound address (a port of 0 picks a free one).
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the listen address", e))?;
     eprintln!(
         "profiledb is listening on {addr}\n  connect with: psql -h {} -p {} -U analyst profiledb",
         addr.ip(),

@@ -125,6 +125,8 @@ impl Catalog {
     /// Re-reads changed catalog files and publishes a new snapshot.
     pub async fn refresh(&self) -> Result<()> {
         let listed = self.storage.list_detailed("catalog/").await?;
+        let present: std::collections::HashSet<String> =
+            listed.iter().map(|l| l.path.clone()).collect();
         let mut parsed = Vec::with_capacity(listed.len());
         for item in listed {
             let cached = {
@@ -197,7 +199,7 @@ impl Catalog {
         self.files
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|path, _| path.starts_with("catalog/"));
+            .retain(|path, _| present.contains(path));
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snap);
         Ok(())
     }

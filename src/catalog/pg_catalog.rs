@@ -516,6 +516,10 @@ impl PgCatalogSchema {
             return Ok(None);
         };
         let rows = self.rows(name);
+        let columns: Vec<(&str, DataType)> = columns
+            .iter()
+            .map(|(n, t)| (*n, column_type(n, t)))
+            .collect();
         let schema = Arc::new(Schema::new(
             columns
                 .iter()
@@ -796,6 +800,16 @@ impl PgCatalogSchema {
             "pg_tablespace" => vec![vec![o(1663), t("pg_default"), o(OWNER_OID), null(), null()]],
             _ => Vec::new(),
         }
+    }
+}
+
+/// ACL and option columns are text arrays in PostgreSQL (clients call
+/// `array_to_string` on them); always NULL here.
+fn column_type(name: &str, declared: &DataType) -> DataType {
+    if name.ends_with("acl") || name.ends_with("options") || name == "rolconfig" {
+        DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
+    } else {
+        declared.clone()
     }
 }
 

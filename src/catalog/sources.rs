@@ -79,7 +79,9 @@ pub fn declared_schema(source: &str) -> Option<Schema> {
 }
 
 /// Every source: the declared ones (even with no files yet) and each folder
-/// under `raw/`.
+/// under `raw/`. A source whose files cannot be read is still listed, as a
+/// table whose every query fails with the reason (naming the file), so one
+/// bad upload neither hides the source nor takes the others down.
 pub async fn load_sources(storage: &Storage) -> Result<Vec<SourceTable>> {
     let mut names: Vec<String> = vec!["events".into(), "crm_contacts".into(), "orders".into()];
     for dir in storage.list_dirs(layout::RAW).await? {
@@ -89,11 +91,55 @@ pub async fn load_sources(storage: &Storage) -> Result<Vec<SourceTable>> {
     }
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        if let Some(t) = load_source(storage, &name).await? {
-            out.push(t);
+        match load_source(storage, &name).await {
+            Ok(Some(t)) => out.push(t),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(source = %name, error = %e, "source cannot be read");
+                let schema = Arc::new(declared_schema(&name).unwrap_or_else(Schema::empty));
+                out.push(SourceTable {
+                    name: name.clone(),
+                    schema: Arc::clone(&schema),
+                    files: 0,
+                    provider: Arc::new(BrokenSource {
+                        schema,
+                        message: e.to_string(),
+                    }),
+                });
+            }
         }
     }
     Ok(out)
+}
+
+/// A source that could not be loaded: every scan fails with why.
+#[derive(Debug)]
+struct BrokenSource {
+    schema: SchemaRef,
+    message: String,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for BrokenSource {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn datafusion::catalog::Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        Err(datafusion::error::DataFusionError::Plan(
+            self.message.clone(),
+        ))
+    }
 }
 
 async fn load_source(storage: &Storage, name: &str) -> Result<Option<SourceTable>> {

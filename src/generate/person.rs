@@ -397,9 +397,14 @@ impl Generator {
                 out.contacts.push(ContactRow {
                     contact_id,
                     email: email.as_deref().map(|e| spell_seen_email(e, &mut rng)),
+                    // A CRM writes national numbers for its own country only.
                     phone: phone.as_deref().map(|p| {
                         phone_seen.set(true);
-                        spell_phone(p, &mut rng)
+                        if matches!(country, "US" | "CA") {
+                            spell_phone(p, &mut rng)
+                        } else {
+                            spell_phone_international(p, &mut rng)
+                        }
                     }),
                     first_name: first.to_owned(),
                     last_name: last.to_owned(),
@@ -488,6 +493,16 @@ fn capitalize(s: &str) -> String {
     c.next()
         .map(|f| f.to_uppercase().chain(c).collect())
         .unwrap_or_default()
+}
+
+/// `+1AAAXXXXXXX` spelled with its country code.
+fn spell_phone_international(p: &str, rng: &mut ChaCha8Rng) -> String {
+    let d = &p[2..];
+    match rng.random_range(0..3) {
+        0 => p.to_owned(),
+        1 => format!("+1 {} {} {}", &d[0..3], &d[3..6], &d[6..]),
+        _ => format!("001-{}-{}-{}", &d[0..3], &d[3..6], &d[6..]),
+    }
 }
 
 /// `+1AAAXXXXXXX` spelled as people type it.

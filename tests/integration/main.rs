@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod cli;
 mod models;
 mod server;
+mod sources;
 mod spine;
 mod support;
