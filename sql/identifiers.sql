@@ -24,8 +24,13 @@ WITH raw_ids AS (
            'email' AS id_type, json_get_str(traits, 'email') AS raw_value, NULL AS country
     FROM events
     UNION ALL
+    -- track and page calls carry the user's traits in context.traits
     SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
-           'phone' AS id_type, json_get_str(traits, 'phone') AS raw_value,
+           'email' AS id_type, json_get_str(context, 'traits', 'email') AS raw_value, NULL AS country
+    FROM events
+    UNION ALL
+    SELECT 'events' AS source, message_id AS row_key, "timestamp" AS ts,
+           'phone' AS id_type, coalesce(json_get_str(traits, 'phone'), json_get_str(context, 'traits', 'phone')) AS raw_value,
            json_get_str(context, 'location', 'country') AS country
     FROM events
     UNION ALL

@@ -1,3 +1,3 @@
 -- identity_graph: every identifier with its profile, and every rejection
 -- (junk values, shared devices, links that would merge two user ids).
-SELECT * FROM resolve_identities('identifiers')
+SELECT * FROM resolve_identities('identifiers', 'identity_rules')

@@ -8,7 +8,8 @@ WITH order_rows AS (
     WHERE order_id IS NOT NULL
     UNION ALL
     SELECT json_get_str(properties, 'order_id'),
-           CAST(json_get_str(properties, 'revenue') AS DOUBLE),
+           -- Segment's Order Completed carries revenue, or else total
+           CAST(coalesce(json_get_str(properties, 'revenue'), json_get_str(properties, 'total')) AS DOUBLE),
            json_get_str(properties, 'currency'),
            "timestamp", 'events', message_id, 2
     FROM events

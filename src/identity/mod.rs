@@ -7,4 +7,5 @@
 
 pub mod junk;
 pub mod resolve;
+pub mod rules;
 pub mod union_find;

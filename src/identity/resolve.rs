@@ -1,27 +1,31 @@
 //! Identity resolution over identifier occurrences.
 //!
 //! Input: rows `(source, row_key, ts, id_type, id_value, reject_reason)`, one
-//! per identifier
-//! seen in a source row (an event, a CRM contact, an order). Identifiers that
-//! occur in the same `(source, row_key)` are linked. Output: one row per
-//! distinct identifier with its `profile_id`, plus one row per rejection.
+//! per identifier seen in a source row (an event, a CRM contact, an order).
+//! Identifiers that occur in the same `(source, row_key)` are linked. Output:
+//! one row per distinct identifier with its `profile_id`, plus one row per
+//! rejection. How each identifier type is treated comes from [`Rules`].
 //!
 //! Rules, applied in this order:
 //! 0. A row with a `reject_reason` (set by the model, e.g. "invalid email")
 //!    rejects that identifier with that reason.
-//! 1. **Junk values** (`null`, `0`, all-zero uuids, …) never link anything;
-//!    each is reported once as a rejected identifier.
+//! 1. **Blocked values**: the type's blocked values and pattern, and the
+//!    built-in junk list (`null`, `0`, all-zero uuids, …), never link.
 //! 2. **Shared identifiers**: an identifier that occurs beside two different
-//!    values of an *exclusive* type (by default `user_id`) — a family iPad, a
-//!    shared cookie — is rejected whole, with both values as evidence.
-//! 3. Remaining links are applied in event-time order (ties broken by source,
-//!    row key and value, so the input order never matters); a link that would
-//!    put two different exclusive values in one profile is rejected and
-//!    reported with the row that carried it.
+//!    values of a type limited to one per profile (by default `user_id`) — a
+//!    family iPad, a shared cookie — is rejected whole, with both as evidence.
+//! 3. **Super-connectors**: an identifier linked to more distinct identifiers
+//!    than its type's `max_links` (a kiosk, a `team@` inbox) is quarantined.
+//! 4. Remaining links are applied strongest first (by the priority of their
+//!    weaker end), then in event-time order (ties broken by source, row key
+//!    and value, so the input order never matters). A link that would give a
+//!    profile more values of a type than `max_per_profile`, or than
+//!    `max_per_window` first seen within `window_days`, is rejected and
+//!    reported with the row that carried it; the profile itself stays.
 //!
 //! Profile ids are derived from the profile's representative identifier (its
-//! exclusive id if it has one, else its earliest-seen identifier), so the same
-//! input gives the same ids on every run.
+//! value of a one-per-profile type if it has one, else its earliest-seen
+//! identifier), so the same input gives the same ids on every run.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,7 +38,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::error::{DataFusionError, Result};
 
-use super::junk::junk_reason;
+use super::rules::{Rule, Rules};
 use super::union_find::UnionFind;
 
 /// Column order the resolver expects (callers cast and project to it).
@@ -50,19 +54,7 @@ pub const INPUT_COLUMNS: [&str; 6] = [
 pub const STATUS_LINKED: &str = "linked";
 pub const STATUS_REJECTED: &str = "rejected";
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ResolveOptions {
-    /// Identifier types of which a profile may hold at most one value.
-    pub exclusive_types: Vec<String>,
-}
-
-impl Default for ResolveOptions {
-    fn default() -> Self {
-        Self {
-            exclusive_types: vec!["user_id".to_owned()],
-        }
-    }
-}
+const DAY_US: i64 = 86_400_000_000;
 
 pub fn input_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -125,11 +117,13 @@ struct LinkRejection {
     linked: u32,
     group: u32,
     reason: String,
+    rule: &'static str,
 }
 
 /// Resolves identities; `batches` must have [`input_schema`].
-pub fn resolve(batches: &[RecordBatch], options: &ResolveOptions) -> Result<RecordBatch> {
+pub fn resolve(batches: &[RecordBatch], rules: &Rules) -> Result<RecordBatch> {
     let mut type_names: Vec<&str> = Vec::new();
+    let mut type_rules: Vec<&Rule> = Vec::new();
     let mut type_index: HashMap<&str, u16> = HashMap::new();
     let mut ids: Vec<IdInfo> = Vec::new();
     let mut id_index: HashMap<(u16, &str), u32> = HashMap::new();
@@ -164,9 +158,14 @@ pub fn resolve(batches: &[RecordBatch], options: &ResolveOptions) -> Result<Reco
             };
             let key = (!row_key.is_null(row)).then(|| row_key.value(row));
             let when = (!ts.is_null(row)).then(|| ts.value(row));
+            let model_rejection = (!reject.is_null(row)).then(|| Rejection {
+                reason: reject.value(row).to_owned(),
+                rule: "model",
+            });
 
             let type_idx = *type_index.entry(t).or_insert_with(|| {
                 type_names.push(t);
+                type_rules.push(rules.get(t));
                 (type_names.len() - 1) as u16
             });
             let id = match id_index.get(&(type_idx, v)) {
@@ -183,19 +182,17 @@ pub fn resolve(batches: &[RecordBatch], options: &ResolveOptions) -> Result<Reco
                         }
                         info.last_ts = Some(info.last_ts.map_or(w, |l| l.max(w)));
                     }
-                    if !reject.is_null(row) && info.rejected.is_none() {
-                        info.rejected = Some(Rejection {
-                            reason: reject.value(row).to_owned(),
-                            rule: "model",
-                        });
+                    if info.rejected.is_none() {
+                        info.rejected = model_rejection;
                     }
                     id
                 }
                 None => {
                     let id = ids.len() as u32;
-                    let model_rejection = (!reject.is_null(row)).then(|| Rejection {
-                        reason: reject.value(row).to_owned(),
-                        rule: "model",
+                    let rejected = model_rejection.or_else(|| {
+                        type_rules[type_idx as usize]
+                            .blocked(v)
+                            .map(|(rule, reason)| Rejection { reason, rule })
                     });
                     ids.push(IdInfo {
                         type_idx,
@@ -204,12 +201,7 @@ pub fn resolve(batches: &[RecordBatch], options: &ResolveOptions) -> Result<Reco
                         last_ts: when,
                         source: src,
                         row_key: key.unwrap_or(""),
-                        rejected: model_rejection.or_else(|| {
-                            junk_reason(v).map(|r| Rejection {
-                                reason: r.to_owned(),
-                                rule: "junk_values",
-                            })
-                        }),
+                        rejected,
                     });
                     id_index.insert((type_idx, v), id);
                     id
@@ -244,14 +236,16 @@ pub fn resolve(batches: &[RecordBatch], options: &ResolveOptions) -> Result<Reco
     drop(id_index);
     drop(group_index);
 
-    let exclusive: Vec<bool> = type_names
+    let type_of: Vec<u16> = ids.iter().map(|i| i.type_idx).collect();
+    let rule_of = |id: u32| type_rules[type_of[id as usize] as usize];
+    let exclusive: Vec<bool> = type_rules
         .iter()
-        .map(|t| options.exclusive_types.iter().any(|e| e == t))
+        .map(|r| r.max_per_profile == Some(1))
         .collect();
     members.sort_unstable();
     members.dedup();
 
-    // Rule 2: identifiers seen beside two different exclusive values.
+    // Rule 2: identifiers seen beside two different one-per-profile values.
     let mut anchor_seen: Vec<Option<u32>> = vec![None; ids.len()];
     for_each_group(&members, |_, group_members| {
         let anchors: Vec<u32> = group_members
@@ -264,12 +258,14 @@ pub fn resolve(batches: &[RecordBatch], options: &ResolveOptions) -> Result<Reco
         for a in anchors {
             for &x in group_members {
                 let info = &ids[x as usize];
-                if exclusive[info.type_idx as usize] || info.rejected.is_some() {
+                if info.rejected.is_some() || info.type_idx == ids[a as usize].type_idx {
                     continue;
                 }
                 match anchor_seen[x as usize] {
                     None => anchor_seen[x as usize] = Some(a),
-                    Some(prev) if prev != a => {
+                    Some(prev)
+                        if prev != a && ids[prev as usize].type_idx == ids[a as usize].type_idx =>
+                    {
                         let (p, q) = (&ids[prev as usize], &ids[a as usize]);
                         let reason = format!(
                             "shared identifier: seen with {} '{}' and {} '{}'",
@@ -289,50 +285,95 @@ pub fn resolve(batches: &[RecordBatch], options: &ResolveOptions) -> Result<Reco
         }
     });
 
-    // Links: a star around one member of each row (its exclusive id if any).
+    // Rule 3: super-connectors, by their number of distinct neighbours.
+    if type_rules.iter().any(|r| r.max_links.is_some()) {
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        for_each_group(&members, |_, group_members| {
+            for &a in group_members {
+                if rule_of(a).max_links.is_none() || ids[a as usize].rejected.is_some() {
+                    continue;
+                }
+                for &b in group_members {
+                    if a != b && ids[b as usize].rejected.is_none() {
+                        pairs.push((a, b));
+                    }
+                }
+            }
+        });
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut i = 0;
+        while i < pairs.len() {
+            let a = pairs[i].0;
+            let mut j = i;
+            while j < pairs.len() && pairs[j].0 == a {
+                j += 1;
+            }
+            if let Some(max) = rule_of(a).max_links
+                && j - i > max
+            {
+                ids[a as usize].rejected = Some(Rejection {
+                    reason: format!(
+                        "super-connector: linked to {} identifiers (max_links {max})",
+                        j - i
+                    ),
+                    rule: "max_links",
+                });
+            }
+            i = j;
+        }
+    }
+
+    // Links: a star around the strongest member of each row.
     let mut edges: Vec<(u32, u32, u32)> = Vec::new(); // (group, hub, other)
     for_each_group(&members, |group, group_members| {
-        let live: Vec<u32> = group_members
+        let live = group_members
             .iter()
             .copied()
-            .filter(|&m| ids[m as usize].rejected.is_none())
-            .collect();
-        let hub = live
-            .iter()
-            .copied()
-            .find(|&m| exclusive[ids[m as usize].type_idx as usize])
-            .or_else(|| live.first().copied());
+            .filter(|&m| ids[m as usize].rejected.is_none());
+        let hub = live.clone().min_by_key(|&m| {
+            (
+                rule_of(m).priority,
+                type_names[ids[m as usize].type_idx as usize],
+                ids[m as usize].value,
+            )
+        });
         if let Some(hub) = hub {
-            for &x in &live {
+            for x in live {
                 if x != hub {
                     edges.push((group, hub, x));
                 }
             }
         }
     });
-    edges.sort_by(|a, b| {
-        let (ga, gb) = (&groups[a.0 as usize], &groups[b.0 as usize]);
+    let edge_key = |e: &(u32, u32, u32)| {
+        let g = &groups[e.0 as usize];
         (
-            ga.ts.unwrap_or(i64::MAX),
-            ga.source,
-            ga.row_key,
-            ids[a.2 as usize].value,
+            rule_of(e.1).priority.max(rule_of(e.2).priority),
+            g.ts.unwrap_or(i64::MAX),
+            g.source,
+            g.row_key,
+            ids[e.2 as usize].value,
         )
-            .cmp(&(
-                gb.ts.unwrap_or(i64::MAX),
-                gb.source,
-                gb.row_key,
-                ids[b.2 as usize].value,
-            ))
-    });
+    };
+    edges.sort_by(|a, b| edge_key(a).cmp(&edge_key(b)));
 
-    // Rule 3: union in time order, never two exclusive values in one set.
+    // Rule 4: union strongest first, within every type's limits.
     let mut uf = UnionFind::new(ids.len());
-    let mut anchor: Vec<Option<u32>> = ids
+    let limited: Vec<bool> = type_rules
+        .iter()
+        .map(|r| r.max_per_profile.is_some() || r.window.is_some())
+        .collect();
+    // Members of limited types, kept at each set's root.
+    let mut held: Vec<Vec<u32>> = ids
         .iter()
         .enumerate()
         .map(|(i, info)| {
-            (exclusive[info.type_idx as usize] && info.rejected.is_none()).then_some(i as u32)
+            if limited[info.type_idx as usize] && info.rejected.is_none() {
+                vec![i as u32]
+            } else {
+                Vec::new()
+            }
         })
         .collect();
     let mut link_rejections = Vec::new();
@@ -341,55 +382,50 @@ pub fn resolve(batches: &[RecordBatch], options: &ResolveOptions) -> Result<Reco
         if rh == rx {
             continue;
         }
-        match (anchor[rh as usize], anchor[rx as usize]) {
-            (Some(a), Some(b)) if a != b => {
-                let (p, q) = (&ids[a as usize], &ids[b as usize]);
-                link_rejections.push(LinkRejection {
-                    id: x,
-                    linked: hub,
-                    group,
-                    reason: format!(
-                        "link would merge {} '{}' with {} '{}'",
-                        type_names[p.type_idx as usize],
-                        p.value,
-                        type_names[q.type_idx as usize],
-                        q.value
-                    ),
-                });
-            }
-            (a, b) => {
+        let violation = limit_violation(
+            &held[rh as usize],
+            &held[rx as usize],
+            &ids,
+            &type_rules,
+            &type_names,
+        );
+        match violation {
+            Some((rule, reason)) => link_rejections.push(LinkRejection {
+                id: x,
+                linked: hub,
+                group,
+                reason,
+                rule,
+            }),
+            None => {
                 let root = uf.union(rh, rx);
-                anchor[root as usize] = a.or(b);
+                let other = if root == rh { rx } else { rh };
+                let moved = std::mem::take(&mut held[other as usize]);
+                held[root as usize].extend(moved);
             }
         }
     }
 
-    // Representatives: the exclusive id, else the earliest-seen identifier.
+    // Representatives: the strongest one-per-profile value, else the
+    // earliest-seen identifier.
     let mut representative: Vec<Option<u32>> = vec![None; ids.len()];
+    let rank = |i: u32| {
+        let info = &ids[i as usize];
+        let ex = exclusive[info.type_idx as usize];
+        (
+            !ex,
+            if ex { rule_of(i).priority } else { 0 },
+            info.first_ts.unwrap_or(i64::MAX),
+            type_names[info.type_idx as usize],
+            info.value,
+        )
+    };
     for (i, info) in ids.iter().enumerate() {
         if info.rejected.is_some() {
             continue;
         }
         let root = uf.find(i as u32) as usize;
-        if let Some(a) = anchor[root] {
-            representative[root] = Some(a);
-            continue;
-        }
-        let better = match representative[root] {
-            None => true,
-            Some(r) => {
-                let cur = &ids[r as usize];
-                (
-                    info.first_ts.unwrap_or(i64::MAX),
-                    type_names[info.type_idx as usize],
-                    info.value,
-                ) < (
-                    cur.first_ts.unwrap_or(i64::MAX),
-                    type_names[cur.type_idx as usize],
-                    cur.value,
-                )
-            }
-        };
+        let better = representative[root].is_none_or(|r| rank(i as u32) < rank(r));
         if better {
             representative[root] = Some(i as u32);
         }
@@ -450,7 +486,7 @@ pub fn resolve(batches: &[RecordBatch], options: &ResolveOptions) -> Result<Reco
             id_value: x.value,
             status: STATUS_REJECTED,
             reason: Some(&rej.reason),
-            rule: Some("one_exclusive_per_profile"),
+            rule: Some(rej.rule),
             linked: Some((type_names[hub.type_idx as usize], hub.value)),
             source: g.source,
             row_key: g.row_key,
@@ -459,6 +495,87 @@ pub fn resolve(batches: &[RecordBatch], options: &ResolveOptions) -> Result<Reco
         });
     }
     out.finish()
+}
+
+/// Would joining two sets holding `a` and `b` (members of limited types)
+/// break a limit? Returns the rule and a reason.
+fn limit_violation(
+    a: &[u32],
+    b: &[u32],
+    ids: &[IdInfo],
+    rules: &[&Rule],
+    names: &[&str],
+) -> Option<(&'static str, String)> {
+    if a.is_empty() || b.is_empty() {
+        return None;
+    }
+    let mut types: Vec<u16> = a
+        .iter()
+        .chain(b)
+        .map(|&m| ids[m as usize].type_idx)
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    for t in types {
+        let rule = rules[t as usize];
+        let of_type = |s: &[u32]| {
+            s.iter()
+                .copied()
+                .filter(|&m| ids[m as usize].type_idx == t)
+                .collect::<Vec<_>>()
+        };
+        let (in_a, in_b) = (of_type(a), of_type(b));
+        if in_a.is_empty() || in_b.is_empty() {
+            continue;
+        }
+        let name = names[t as usize];
+        if let Some(max) = rule.max_per_profile
+            && in_a.len() + in_b.len() > max
+        {
+            let reason = if max == 1 {
+                format!(
+                    "link would merge {name} '{}' with {name} '{}'",
+                    ids[in_a[0] as usize].value, ids[in_b[0] as usize].value
+                )
+            } else {
+                format!(
+                    "link would give the profile {} {name} values (max_per_profile {max})",
+                    in_a.len() + in_b.len()
+                )
+            };
+            let rule_name = if max == 1 {
+                "one_exclusive_per_profile"
+            } else {
+                "max_per_profile"
+            };
+            return Some((rule_name, reason));
+        }
+        if let Some((max, days)) = rule.window {
+            let mut times: Vec<i64> = in_a
+                .iter()
+                .chain(&in_b)
+                .filter_map(|&m| ids[m as usize].first_ts)
+                .collect();
+            times.sort_unstable();
+            let span = days * DAY_US;
+            let crowded = (0..times.len()).any(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|&&t| t - times[i] < span)
+                    .count()
+                    > max
+            });
+            if crowded {
+                return Some((
+                    "max_per_window",
+                    format!(
+                        "link would give the profile more than {max} {name} values first seen within {days} days"
+                    ),
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Calls `f(group, members)` for each run of equal groups in sorted pairs.
@@ -578,7 +695,7 @@ mod tests {
 
     /// (id_type, id_value) → profile_id or "REJECTED".
     fn run(rows: &[(&str, &str, i64, &str, &str)]) -> HashMap<(String, String), String> {
-        let out = resolve(&[occurrences(rows)], &ResolveOptions::default()).unwrap();
+        let out = resolve(&[occurrences(rows)], &Rules::builtin()).unwrap();
         let pid = out.column(0).as_string::<i32>();
         let t = out.column(1).as_string::<i32>();
         let v = out.column(2).as_string::<i32>();
@@ -656,7 +773,7 @@ mod tests {
         ];
         let m = run(&rows);
         assert_ne!(m[&key("user_id", "u1")], m[&key("user_id", "u2")]);
-        let out = resolve(&[occurrences(&rows)], &ResolveOptions::default()).unwrap();
+        let out = resolve(&[occurrences(&rows)], &Rules::builtin()).unwrap();
         let rule = out.column(5).as_string::<i32>();
         assert!(
             (0..out.num_rows())

@@ -27,6 +27,10 @@ pub struct Model {
 const DEFAULT_MODELS: &[(&str, &str)] = &[
     ("identifiers", include_str!("../../sql/identifiers.sql")),
     (
+        "identity_rules",
+        include_str!("../../sql/identity_rules.sql"),
+    ),
+    (
         "identity_graph",
         include_str!("../../sql/identity_graph.sql"),
     ),
@@ -98,4 +102,28 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Model>> {
     }
     models.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(models)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_file_in_sql_is_shipped() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                e.unwrap()
+                    .path()
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+            })
+            .collect();
+        files.sort();
+        let mut shipped: Vec<String> = super::DEFAULT_MODELS
+            .iter()
+            .map(|(n, _)| (*n).to_owned())
+            .collect();
+        shipped.sort();
+        assert_eq!(files, shipped);
+    }
 }

@@ -5,7 +5,7 @@
 //! | `normalize_email(text)` | scalar | canonical mailbox or NULL |
 //! | `normalize_phone(text [, country])` | scalar | E.164 or NULL |
 //! | `json_get_str(json, key, ...)` | scalar | text at a JSON path |
-//! | `resolve_identities('table' [, 'exclusive,types'])` | table | identity resolution |
+//! | `resolve_identities('occurrences' [, 'rules'])` | table | identity resolution |
 //!
 //! Scalar kernels are vectorised over Arrow arrays and NULL-correct: a NULL
 //! input, or one that cannot be normalised, gives NULL.

@@ -1,7 +1,9 @@
-//! `resolve_identities('table' [, 'exclusive,types'])`: a table function that
-//! resolves the identifier occurrences in `table` (columns `source`,
+//! `resolve_identities('occurrences' [, 'rules'])`: a table function that
+//! resolves the identifier occurrences in a table (columns `source`,
 //! `row_key`, `ts`, `id_type`, `id_value`, and optionally `reject_reason`)
-//! into profiles; see
+//! into profiles, following the rules table (see
+//! [`crate::identity::rules`]; without one, only `user_id` is limited, to
+//! one per profile); see
 //! [`crate::identity::resolve`] for the rules and the output columns.
 //!
 //! The work happens when the plan executes (not when it is planned), on a
@@ -30,9 +32,8 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::identity::resolve::{
-    INPUT_COLUMNS, ResolveOptions, input_schema, output_schema, resolve,
-};
+use crate::identity::resolve::{INPUT_COLUMNS, input_schema, output_schema, resolve};
+use crate::identity::rules::{RULE_COLUMNS, Rules};
 
 /// Rows per output batch.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -60,7 +61,7 @@ impl TableFunctionImpl for ResolveIdentitiesFunc {
         };
         let Some(table) = text(0)? else {
             return plan_err!(
-                "resolve_identities('table' [, 'exclusive,types']) needs the name of a table of identifier occurrences"
+                "resolve_identities('occurrences' [, 'rules']) needs the name of a table of identifier occurrences"
             );
         };
         if exprs.len() > 2 {
@@ -69,24 +70,17 @@ impl TableFunctionImpl for ResolveIdentitiesFunc {
                 exprs.len()
             );
         }
-        let options = match text(1)? {
-            Some(types) => ResolveOptions {
-                exclusive_types: types
-                    .split(',')
-                    .map(|t| t.trim().to_owned())
-                    .filter(|t| !t.is_empty())
-                    .collect(),
-            },
-            None => ResolveOptions::default(),
-        };
-        Ok(Arc::new(ResolveIdentitiesTable { table, options }))
+        Ok(Arc::new(ResolveIdentitiesTable {
+            table,
+            rules_table: text(1)?,
+        }))
     }
 }
 
 #[derive(Debug)]
 struct ResolveIdentitiesTable {
     table: String,
-    options: ResolveOptions,
+    rules_table: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -133,8 +127,23 @@ impl TableProvider for ResolveIdentitiesTable {
             ))
         })?;
         let input = state.create_physical_plan(&plan).await?;
-        let exec: Arc<dyn ExecutionPlan> =
-            Arc::new(ResolveIdentitiesExec::new(input, self.options.clone()));
+        let rules = match &self.rules_table {
+            None => None,
+            Some(rules_table) => {
+                let columns = RULE_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
+                let plan = state
+                    .create_logical_plan(&format!("SELECT {columns} FROM {rules_table}"))
+                    .await
+                    .map_err(|e| {
+                        DataFusionError::Plan(format!(
+                            "resolve_identities: rules table {rules_table} must have columns {}: {e}",
+                            RULE_COLUMNS.join(", ")
+                        ))
+                    })?;
+                Some(state.create_physical_plan(&plan).await?)
+            }
+        };
+        let exec: Arc<dyn ExecutionPlan> = Arc::new(ResolveIdentitiesExec::new(input, rules));
         match projection {
             None => Ok(exec),
             Some(indices) => Ok(Arc::new(ProjectionExec::try_new(
@@ -155,16 +164,16 @@ impl TableProvider for ResolveIdentitiesTable {
     }
 }
 
-/// Collects its input, resolves identities, emits the result.
+/// Collects its input (and its rules), resolves identities, emits the result.
 #[derive(Debug)]
 pub struct ResolveIdentitiesExec {
     input: Arc<dyn ExecutionPlan>,
-    options: ResolveOptions,
+    rules: Option<Arc<dyn ExecutionPlan>>,
     properties: Arc<PlanProperties>,
 }
 
 impl ResolveIdentitiesExec {
-    fn new(input: Arc<dyn ExecutionPlan>, options: ResolveOptions) -> Self {
+    fn new(input: Arc<dyn ExecutionPlan>, rules: Option<Arc<dyn ExecutionPlan>>) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(output_schema()),
             Partitioning::UnknownPartitioning(1),
@@ -173,7 +182,7 @@ impl ResolveIdentitiesExec {
         ));
         Self {
             input,
-            options,
+            rules,
             properties,
         }
     }
@@ -183,8 +192,12 @@ impl DisplayAs for ResolveIdentitiesExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "ResolveIdentitiesExec: exclusive={:?}",
-            self.options.exclusive_types
+            "ResolveIdentitiesExec: rules={}",
+            if self.rules.is_some() {
+                "table"
+            } else {
+                "builtin"
+            }
         )
     }
 }
@@ -208,7 +221,9 @@ impl ExecutionPlan for ResolveIdentitiesExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.input]
+        std::iter::once(&self.input)
+            .chain(self.rules.as_ref())
+            .collect()
     }
 
     fn with_new_children(
@@ -216,8 +231,12 @@ impl ExecutionPlan for ResolveIdentitiesExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match children.as_slice() {
-            [input] => Ok(Arc::new(Self::new(Arc::clone(input), self.options.clone()))),
-            _ => plan_err!("ResolveIdentitiesExec takes exactly one input"),
+            [input] => Ok(Arc::new(Self::new(Arc::clone(input), None))),
+            [input, rules] => Ok(Arc::new(Self::new(
+                Arc::clone(input),
+                Some(Arc::clone(rules)),
+            ))),
+            _ => plan_err!("ResolveIdentitiesExec takes occurrences and optionally rules"),
         }
     }
 
@@ -230,8 +249,12 @@ impl ExecutionPlan for ResolveIdentitiesExec {
             return plan_err!("ResolveIdentitiesExec has one partition, asked for {partition}");
         }
         let input = Arc::clone(&self.input);
-        let options = self.options.clone();
+        let rules_plan = self.rules.clone();
         let work = async move {
+            let rules = match rules_plan {
+                Some(plan) => Rules::from_batches(&collect(plan, Arc::clone(&context)).await?)?,
+                None => Rules::builtin(),
+            };
             let batches = collect(input, context).await?;
             let target = input_schema();
             let batches = batches
@@ -246,7 +269,7 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                     Ok(RecordBatch::try_new(Arc::clone(&target), columns)?)
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let out = tokio::task::spawn_blocking(move || resolve(&batches, &options))
+            let out = tokio::task::spawn_blocking(move || resolve(&batches, &rules))
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))??;
             let chunks: Vec<Result<RecordBatch>> = (0..out.num_rows())

@@ -5,6 +5,16 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+/// Kills the child if the test fails before stopping it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn profiledb() -> Command {
     Command::new(env!("CARGO_BIN_EXE_profiledb"))
 }
@@ -12,20 +22,22 @@ fn profiledb() -> Command {
 #[test]
 fn demo_generates_builds_and_serves() {
     let root = tempfile::tempdir().unwrap();
-    let mut child = profiledb()
-        .args([
-            "demo",
-            "--people",
-            "300",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(root.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut child = KillOnDrop(
+        profiledb()
+            .args([
+                "demo",
+                "--people",
+                "300",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(root.path())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     let port = loop {
         let line = lines.next().expect("demo ended before listening").unwrap();
@@ -39,7 +51,7 @@ fn demo_generates_builds_and_serves() {
         "{seen:?}"
     );
     assert!(
-        seen.iter().any(|l| l.contains("built 6 models")),
+        seen.iter().any(|l| l.contains("built 7 models")),
         "{seen:?}"
     );
     let out = Command::new("psql")
@@ -65,10 +77,10 @@ fn demo_generates_builds_and_serves() {
         String::from_utf8_lossy(&out.stderr)
     );
     Command::new("kill")
-        .arg(child.id().to_string())
+        .arg(child.0.id().to_string())
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(
         status.success(),
         "SIGTERM stops the server cleanly: {status}"

@@ -212,7 +212,7 @@ async fn identities_orders_and_revenue_match_the_truth() {
     // Nothing is dropped silently: junk values and shared devices are recorded.
     let junk: i64 = client
         .query_one(
-            "SELECT count(*) FROM identity_rejections WHERE rule = 'junk_values'",
+            "SELECT count(*) FROM identity_rejections WHERE rule IN ('junk_values', 'blocked_values', 'blocked_pattern')",
             &[],
         )
         .await
