@@ -55,7 +55,7 @@ impl Rule {
     /// Why `value` is not an identifier, if it is not: `(rule, reason)`.
     pub fn blocked(&self, value: &str) -> Option<(&'static str, String)> {
         let v = value.trim().to_lowercase();
-        if self.blocked_values.iter().any(|b| *b == v) {
+        if self.blocked_values.contains(&v) {
             return Some(("blocked_values", format!("blocked value {value:?}")));
         }
         if let Some(p) = &self.blocked_pattern
@@ -80,12 +80,6 @@ pub struct Rules {
 impl Rules {
     pub fn get(&self, id_type: &str) -> &Rule {
         self.by_type.get(id_type).unwrap_or(&self.default)
-    }
-
-    /// Types limited to one value per profile: an identifier seen beside
-    /// two of their values directly is a shared identifier.
-    pub fn is_exclusive(&self, id_type: &str) -> bool {
-        self.get(id_type).max_per_profile == Some(1)
     }
 
     /// Rules where only `user_id` is limited (one per profile): the
