@@ -36,6 +36,10 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
     ),
     ("identity_map", include_str!("../../sql/identity_map.sql")),
     (
+        "identity_health",
+        include_str!("../../sql/identity_health.sql"),
+    ),
+    (
         "identity_rejections",
         include_str!("../../sql/identity_rejections.sql"),
     ),

@@ -232,6 +232,43 @@ async fn identities_orders_and_revenue_match_the_truth() {
         PEOPLE / profiledb::generate::person::HOUSEHOLD_EVERY,
         "one shared iPad per household"
     );
+
+    // Graph health as SQL agrees with the tables it summarises.
+    let health = |section: &'static str| {
+        let c = &client;
+        async move {
+            c.query(
+                "SELECT item, value FROM identity_health WHERE section = $1",
+                &[&section],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect::<HashMap<String, i64>>()
+        }
+    };
+    let summary = health("summary").await;
+    assert_eq!(summary["profiles"], profiles.len() as i64);
+    assert_eq!(summary["identifiers"], predicted.len() as i64);
+    assert_eq!(
+        health("profile_size").await.values().sum::<i64>(),
+        profiles.len() as i64
+    );
+    assert_eq!(
+        health("identifiers_by_type").await.values().sum::<i64>(),
+        predicted.len() as i64
+    );
+    assert_eq!(
+        health("rejections_by_rule").await.values().sum::<i64>(),
+        summary["rejections"]
+    );
+    let largest = health("largest_profiles").await;
+    assert_eq!(largest.len(), 10);
+    assert_eq!(
+        largest.values().max().copied(),
+        Some(summary["largest_profile_identifiers"])
+    );
     server.stop().await;
 }
 
