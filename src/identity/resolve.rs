@@ -53,6 +53,10 @@ pub const INPUT_COLUMNS: [&str; 6] = [
 
 pub const STATUS_LINKED: &str = "linked";
 pub const STATUS_REJECTED: &str = "rejected";
+/// A link that was applied: with the linked identifier and the evidence row.
+/// The applied links of a profile form a tree, so the chain that joins two
+/// of its identifiers is unique (see `explain_identity`).
+pub const STATUS_LINK: &str = "link";
 
 const DAY_US: i64 = 86_400_000_000;
 
@@ -377,6 +381,7 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules) -> Result<RecordBatch> {
         })
         .collect();
     let mut link_rejections = Vec::new();
+    let mut applied: Vec<(u32, u32, u32)> = Vec::new();
     for &(group, hub, x) in &edges {
         let (rh, rx) = (uf.find(hub), uf.find(x));
         if rh == rx {
@@ -398,6 +403,7 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules) -> Result<RecordBatch> {
                 rule,
             }),
             None => {
+                applied.push((group, hub, x));
                 let root = uf.union(rh, rx);
                 let other = if root == rh { rx } else { rh };
                 let moved = std::mem::take(&mut held[other as usize]);
@@ -431,7 +437,7 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules) -> Result<RecordBatch> {
         }
     }
 
-    let mut out = OutputBuilder::new(ids.len() + link_rejections.len());
+    let mut out = OutputBuilder::new(ids.len() + link_rejections.len() + applied.len());
     let mut order: Vec<u32> = (0..ids.len() as u32).collect();
     order.sort_by(|&a, &b| {
         let (x, y) = (&ids[a as usize], &ids[b as usize]);
@@ -473,6 +479,29 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules) -> Result<RecordBatch> {
                 });
             }
         }
+    }
+    for &(group, hub, x) in &applied {
+        let (xi, hi, g) = (
+            &ids[x as usize],
+            &ids[hub as usize],
+            &groups[group as usize],
+        );
+        let root = uf.find(x) as usize;
+        let rep = &ids[representative[root].unwrap_or(x) as usize];
+        let pid = profile_id(type_names[rep.type_idx as usize], rep.value);
+        out.push(Row {
+            profile_id: Some(&pid),
+            id_type: type_names[xi.type_idx as usize],
+            id_value: xi.value,
+            status: STATUS_LINK,
+            reason: None,
+            rule: None,
+            linked: Some((type_names[hi.type_idx as usize], hi.value)),
+            source: g.source,
+            row_key: g.row_key,
+            first: g.ts,
+            last: g.ts,
+        });
     }
     for rej in &link_rejections {
         let (x, hub, g) = (

@@ -40,6 +40,10 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
         include_str!("../../sql/identity_health.sql"),
     ),
     (
+        "identity_links",
+        include_str!("../../sql/identity_links.sql"),
+    ),
+    (
         "identity_rejections",
         include_str!("../../sql/identity_rejections.sql"),
     ),

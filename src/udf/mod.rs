@@ -6,10 +6,12 @@
 //! | `normalize_phone(text [, country])` | scalar | E.164 or NULL |
 //! | `json_get_str(json, key, ...)` | scalar | text at a JSON path |
 //! | `resolve_identities('occurrences' [, 'rules'])` | table | identity resolution |
+//! | `explain_identity('type:value', 'type:value')` | table | the chain that joins two identifiers, or why not |
 //!
 //! Scalar kernels are vectorised over Arrow arrays and NULL-correct: a NULL
 //! input, or one that cannot be normalised, gives NULL.
 
+mod explain_identity;
 mod json_get_str;
 mod normalize_email;
 mod normalize_phone;
@@ -28,6 +30,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::catalog::Catalog;
 
+pub use explain_identity::ExplainIdentityFunc;
 pub use json_get_str::JsonGetStrUdf;
 pub use normalize_email::{NormalizeEmailUdf, normalize_email};
 pub use normalize_phone::{NormalizePhoneUdf, normalize_phone};
@@ -41,6 +44,7 @@ pub fn register_all(ctx: &SessionContext, catalog: &Arc<Catalog>) {
     ctx.register_udf(ScalarUDF::new_from_impl(NormalizePhoneUdf::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(JsonGetStrUdf::new()));
     ctx.register_udtf("resolve_identities", Arc::new(ResolveIdentitiesFunc));
+    ctx.register_udtf("explain_identity", Arc::new(ExplainIdentityFunc));
 }
 
 /// Applies `f` to every non-NULL string of `arg` (any string type); `f`

@@ -233,6 +233,37 @@ async fn identities_orders_and_revenue_match_the_truth() {
         "one shared iPad per household"
     );
 
+    // explain_identity shows the chain between two identifiers of one person.
+    let (person, ids) = profiles_of
+        .iter()
+        .filter(|(_, ids)| ids.len() >= 4)
+        .min_by_key(|(p, _)| **p)
+        .expect("someone with four identifiers");
+    let mut ids: Vec<&(String, String)> = ids.iter().map(|(k, _)| *k).collect();
+    ids.sort();
+    let (a, b) = (
+        format!("{}:{}", ids[0].0, ids[0].1),
+        format!("{}:{}", ids[ids.len() - 1].0, ids[ids.len() - 1].1),
+    );
+    // Table-function arguments are literals (parameters are not bound into them).
+    let chain = client
+        .query(
+            &format!(
+                "SELECT from_type || ':' || from_value, to_type || ':' || to_value, explanation \
+                 FROM explain_identity('{a}', '{b}') ORDER BY step"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!chain.is_empty(), "{person}: no chain from {a} to {b}");
+    assert_eq!(chain[0].get::<_, String>(0), a);
+    assert_eq!(chain[chain.len() - 1].get::<_, String>(1), b);
+    assert!(chain.iter().all(|r| {
+        r.get::<_, String>(2)
+            .starts_with("linked: seen together in ")
+    }));
+
     // Graph health as SQL agrees with the tables it summarises.
     let health = |section: &'static str| {
         let c = &client;
