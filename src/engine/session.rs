@@ -142,23 +142,15 @@ impl Session {
     }
 
     /// Plans a query statement (for Describe, and to learn parameter types).
+    /// Unsupported-subquery fallbacks happen in [`Self::execute`], where the
+    /// optimiser reports them.
     pub async fn plan(&self, stmt: &Statement) -> Result<LogicalPlan> {
         self.engine.catalog().refresh().await?;
-        let state = self.ctx.state();
-        let plan = match state
+        let plan = self
+            .ctx
+            .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
-            .await
-        {
-            Ok(plan) => plan,
-            Err(e) if pg_dialect::is_unaggregated_scalar_subquery_error(&e) => {
-                let mut retry = stmt.clone();
-                pg_dialect::aggregate_scalar_subqueries(&mut retry);
-                state
-                    .statement_to_plan(DFStatement::Statement(Box::new(retry)))
-                    .await?
-            }
-            Err(e) => return Err(e.into()),
-        };
+            .await?;
         Ok(plan)
     }
 
@@ -179,14 +171,6 @@ impl Session {
             return Err(not_supported(&stmt.to_string()));
         }
         Ok(self.ctx.state().create_physical_plan(&plan).await?)
-    }
-
-    /// True for statements that return rows.
-    pub fn returns_rows(stmt: &Statement) -> bool {
-        matches!(
-            stmt,
-            Statement::Query(_) | Statement::ShowVariable { .. } | Statement::Explain { .. }
-        )
     }
 
     /// Runs one statement; `params` binds `$n` placeholders of a query.
