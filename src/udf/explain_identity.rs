@@ -23,7 +23,7 @@ use datafusion::arrow::datatypes::{
     DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
 };
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::plan_err;
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result;
@@ -37,16 +37,8 @@ pub struct ExplainIdentityFunc;
 impl TableFunctionImpl for ExplainIdentityFunc {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        let text = |i: usize| match exprs.get(i) {
-            Some(Expr::Literal(
-                ScalarValue::Utf8(Some(s))
-                | ScalarValue::Utf8View(Some(s))
-                | ScalarValue::LargeUtf8(Some(s)),
-                _,
-            )) => Some(s.clone()),
-            _ => None,
-        };
-        match (text(0), text(1), exprs.len()) {
+        let text = |i: usize| super::text_literal("explain_identity", exprs, i);
+        match (text(0)?, text(1)?, exprs.len()) {
             (Some(a), Some(b), 2) => Ok(Arc::new(ExplainIdentityTable { a, b })),
             _ => plan_err!("explain_identity('type:value', 'type:value') takes two text literals"),
         }
@@ -359,9 +351,7 @@ impl TableProvider for ExplainIdentityTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some(state) = state.as_any().downcast_ref::<SessionState>() else {
-            return plan_err!("explain_identity needs a full session");
-        };
+        let state = super::full_session("explain_identity", state)?;
         let steps = self.explain(state).await?;
         let (mut step, mut at) = (
             Int64Builder::new(),

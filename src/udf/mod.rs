@@ -84,3 +84,39 @@ fn map_array(array: &ArrayRef, f: &mut impl FnMut(&str, &mut String) -> bool) ->
     }
     Arc::new(builder.finish())
 }
+
+/// Argument `i` of table function `function` as a text literal; `None`
+/// when there is no such argument, an error when it is not text.
+pub(crate) fn text_literal(
+    function: &str,
+    exprs: &[datafusion::logical_expr::Expr],
+    i: usize,
+) -> Result<Option<String>> {
+    use datafusion::logical_expr::Expr;
+    match exprs.get(i) {
+        None => Ok(None),
+        Some(Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        )) => Ok(Some(s.clone())),
+        Some(other) => datafusion::common::plan_err!(
+            "{function}: argument {} must be a text literal, got {other}",
+            i + 1
+        ),
+    }
+}
+
+/// The full session a table function needs to plan the tables it reads.
+pub(crate) fn full_session<'a>(
+    what: &str,
+    state: &'a dyn datafusion::catalog::Session,
+) -> Result<&'a datafusion::execution::context::SessionState> {
+    state
+        .as_any()
+        .downcast_ref::<datafusion::execution::context::SessionState>()
+        .ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan(format!("{what} needs a full session"))
+        })
+}

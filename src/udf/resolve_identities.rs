@@ -17,10 +17,9 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, ScalarValue, plan_err};
+use datafusion::common::{DataFusionError, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
-use datafusion::execution::context::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::EquivalenceProperties;
@@ -44,21 +43,7 @@ pub struct ResolveIdentitiesFunc;
 impl TableFunctionImpl for ResolveIdentitiesFunc {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
-        let text = |i: usize| -> Result<Option<String>> {
-            match exprs.get(i) {
-                None => Ok(None),
-                Some(Expr::Literal(
-                    ScalarValue::Utf8(Some(s))
-                    | ScalarValue::Utf8View(Some(s))
-                    | ScalarValue::LargeUtf8(Some(s)),
-                    _,
-                )) => Ok(Some(s.clone())),
-                Some(other) => plan_err!(
-                    "resolve_identities: argument {} must be a text literal, got {other}",
-                    i + 1
-                ),
-            }
-        };
+        let text = |i: usize| super::text_literal("resolve_identities", exprs, i);
         let Some(table) = text(0)? else {
             return plan_err!(
                 "resolve_identities('occurrences' [, 'rules']) needs the name of a table of identifier occurrences"
@@ -100,9 +85,7 @@ impl TableProvider for ResolveIdentitiesTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let Some(state) = state.as_any().downcast_ref::<SessionState>() else {
-            return plan_err!("resolve_identities needs a full session");
-        };
+        let state = super::full_session("resolve_identities", state)?;
         // `reject_reason` is optional: read it only if the table has it.
         let probe = state
             .create_logical_plan(&format!("SELECT * FROM {}", self.table))
