@@ -198,6 +198,52 @@ impl ExplainIdentityTable {
             .collect())
     }
 
+    /// Rejected identifiers (shared devices, super-connectors, blocked
+    /// values) that appear in rows of both profiles: the rejections that cut
+    /// the chain. Needs the `identifiers` model; without it, nothing.
+    async fn shared_rejections(&self, state: &SessionState, p: &str, q: &str) -> Vec<Step> {
+        let touching = |profile: &str| {
+            format!(
+                "SELECT DISTINCT r.id_type, r.id_value, r.rule, r.reason, ir.source, ir.row_key \
+                 FROM identity_rejections r \
+                 JOIN identifiers ir ON ir.id_type = r.id_type AND ir.id_value = r.id_value \
+                 JOIN identifiers i ON i.source = ir.source AND i.row_key = ir.row_key \
+                 JOIN identity_map m ON m.id_type = i.id_type AND m.id_value = i.id_value \
+                 WHERE r.linked_value IS NULL AND m.profile_id = {}",
+                quote(profile)
+            )
+        };
+        let (Ok(in_p), Ok(in_q)) = (
+            rows(state, &touching(p)).await,
+            rows(state, &touching(q)).await,
+        ) else {
+            return Vec::new();
+        };
+        let key = |r: &Vec<Option<String>>| (r[0].clone(), r[1].clone());
+        let in_q: std::collections::HashSet<_> = in_q.iter().map(key).collect();
+        let mut seen = std::collections::HashSet::new();
+        in_p.into_iter()
+            .filter(|r| in_q.contains(&key(r)) && seen.insert(key(r)))
+            .map(|r| {
+                let s = |i: usize| r[i].clone().unwrap_or_default();
+                Step {
+                    from: (s(0), s(1)),
+                    to: (String::new(), String::new()),
+                    source: r[4].clone(),
+                    row_key: r[5].clone(),
+                    at: None,
+                    explanation: format!(
+                        "not joined: {} '{}' appears with both profiles but was rejected by rule {}: {}",
+                        s(0),
+                        s(1),
+                        s(2),
+                        s(3)
+                    ),
+                }
+            })
+            .collect()
+    }
+
     async fn explain(&self, state: &SessionState) -> Result<Vec<Step>> {
         let (a, b) = (
             self.find(state, &self.a).await?,
@@ -228,6 +274,10 @@ impl ExplainIdentityTable {
             )
             .await?;
             if cut.is_empty() {
+                let shared = self.shared_rejections(state, &a.2, &b.2).await;
+                if !shared.is_empty() {
+                    return Ok(shared);
+                }
                 return Ok(vec![Step {
                     from: (a.0.clone(), a.1.clone()),
                     to: (b.0.clone(), b.1.clone()),

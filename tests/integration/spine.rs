@@ -264,6 +264,33 @@ async fn identities_orders_and_revenue_match_the_truth() {
             .starts_with("linked: seen together in ")
     }));
 
+    // The first household's two members share an iPad: explain names it.
+    let user_of = |person: &str| {
+        truth_ids
+            .iter()
+            .find(|((t, _), p)| t == "user_id" && p.as_str() == person)
+            .map(|((_, v), _)| v.clone())
+            .unwrap()
+    };
+    let (u0, u1) = (user_of("person_00000000"), user_of("person_00000001"));
+    let why = client
+        .query(
+            &format!("SELECT from_type, explanation FROM explain_identity('user_id:{u0}', 'user_id:{u1}')"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!why.is_empty());
+    assert!(
+        why.iter().any(|r| r.get::<_, String>(0) == "device_id"
+            && r.get::<_, String>(1)
+                .contains("rejected by rule shared_identifier")),
+        "{:?}",
+        why.iter()
+            .map(|r| r.get::<_, String>(1))
+            .collect::<Vec<_>>()
+    );
+
     // Graph health as SQL agrees with the tables it summarises.
     let health = |section: &'static str| {
         let c = &client;
