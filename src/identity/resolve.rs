@@ -57,6 +57,9 @@ pub const STATUS_REJECTED: &str = "rejected";
 /// The applied links of a profile form a tree, so the chain that joins two
 /// of its identifiers is unique (see `explain_identity`).
 pub const STATUS_LINK: &str = "link";
+/// A profile id that changed: `id_value` is the old id, `profile_id` the
+/// new one, `reason` is `merge` or `split`, `first_seen_at` when.
+pub const STATUS_REDIRECT: &str = "redirect";
 
 const DAY_US: i64 = 86_400_000_000;
 
@@ -125,7 +128,7 @@ struct LinkRejection {
 }
 
 /// Resolves identities; `batches` must have [`input_schema`].
-pub fn resolve(batches: &[RecordBatch], rules: &Rules) -> Result<RecordBatch> {
+pub fn resolve(batches: &[RecordBatch], rules: &Rules, previous: &Previous) -> Result<RecordBatch> {
     let mut type_names: Vec<&str> = Vec::new();
     let mut type_rules: Vec<&Rule> = Vec::new();
     let mut type_index: HashMap<&str, u16> = HashMap::new();
@@ -437,7 +440,34 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules) -> Result<RecordBatch> {
         }
     }
 
-    let mut out = OutputBuilder::new(ids.len() + link_rejections.len() + applied.len());
+    // Profile ids: stable against the previous run (see `stable_ids`).
+    let mut roots: Vec<u32> = Vec::new();
+    for (i, info) in ids.iter().enumerate() {
+        if info.rejected.is_none() && uf.find(i as u32) == i as u32 {
+            roots.push(i as u32);
+        }
+    }
+    let root_key = |r: u32| {
+        let rep = &ids[representative[r as usize].unwrap_or(r) as usize];
+        (type_names[rep.type_idx as usize], rep.value)
+    };
+    let mut old_of: Vec<(u32, &str)> = Vec::new(); // (root, previous profile id)
+    for (i, info) in ids.iter().enumerate() {
+        if info.rejected.is_none()
+            && let Some(old) = previous.profile_of(type_names[info.type_idx as usize], info.value)
+        {
+            old_of.push((uf.find(i as u32), old));
+        }
+    }
+    let (pid_of_root, new_redirects) = stable_ids(&roots, &root_key, &old_of, previous);
+
+    let mut out = OutputBuilder::new(
+        ids.len()
+            + link_rejections.len()
+            + applied.len()
+            + previous.redirects.len()
+            + new_redirects.len(),
+    );
     let mut order: Vec<u32> = (0..ids.len() as u32).collect();
     order.sort_by(|&a, &b| {
         let (x, y) = (&ids[a as usize], &ids[b as usize]);
@@ -461,11 +491,9 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules) -> Result<RecordBatch> {
                 last: info.last_ts,
             }),
             None => {
-                let root = uf.find(i) as usize;
-                let rep = &ids[representative[root].unwrap_or(i) as usize];
-                let pid = profile_id(type_names[rep.type_idx as usize], rep.value);
+                let pid = &pid_of_root[&uf.find(i)];
                 out.push(Row {
-                    profile_id: Some(&pid),
+                    profile_id: Some(pid),
                     id_type: type_name,
                     id_value: info.value,
                     status: STATUS_LINKED,
@@ -486,11 +514,9 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules) -> Result<RecordBatch> {
             &ids[hub as usize],
             &groups[group as usize],
         );
-        let root = uf.find(x) as usize;
-        let rep = &ids[representative[root].unwrap_or(x) as usize];
-        let pid = profile_id(type_names[rep.type_idx as usize], rep.value);
+        let pid = &pid_of_root[&uf.find(x)];
         out.push(Row {
-            profile_id: Some(&pid),
+            profile_id: Some(pid),
             id_type: type_names[xi.type_idx as usize],
             id_value: xi.value,
             status: STATUS_LINK,
@@ -523,7 +549,182 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules) -> Result<RecordBatch> {
             last: g.ts,
         });
     }
+    for (old, new, reason, at) in previous
+        .redirects
+        .iter()
+        .map(|(o, n, r, t)| (o.as_str(), n.as_str(), r.as_str(), *t))
+        .chain(
+            new_redirects
+                .iter()
+                .map(|(o, n, r)| (*o, n.as_str(), *r, Some(previous.now))),
+        )
+    {
+        out.push(Row {
+            profile_id: Some(new),
+            id_type: "profile_id",
+            id_value: old,
+            status: STATUS_REDIRECT,
+            reason: Some(reason),
+            rule: None,
+            linked: None,
+            source: "",
+            row_key: "",
+            first: at,
+            last: at,
+        });
+    }
     out.finish()
+}
+
+/// What the previous run decided, so profile ids survive reruns.
+#[derive(Debug, Default)]
+pub struct Previous {
+    /// id_type → id_value → profile id.
+    profiles: HashMap<String, HashMap<String, String>>,
+    /// profile id → when its earliest identifier was first seen.
+    first_seen: HashMap<String, i64>,
+    /// Every earlier redirect: (old, new, reason, changed_at), carried on.
+    pub redirects: Vec<(String, String, String, Option<i64>)>,
+    /// The time stamped on this run's redirects (µs).
+    pub now: i64,
+}
+
+impl Previous {
+    pub fn empty(now: i64) -> Self {
+        Self {
+            now,
+            ..Self::default()
+        }
+    }
+
+    /// Reads the previous output: rows `(profile_id, id_type, id_value,
+    /// status, reason, linked_value, first_seen_at)` with status `linked`
+    /// or `redirect`.
+    pub fn from_batches(batches: &[RecordBatch], now: i64) -> Result<Self> {
+        let mut p = Self::empty(now);
+        for b in batches {
+            let text = |i: usize| datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8);
+            let cols = (0..6)
+                .map(text)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let cols: Vec<_> = cols.iter().map(|c| c.as_string::<i32>()).collect();
+            let ts = datafusion::arrow::compute::cast(
+                b.column(6),
+                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            )?;
+            let ts = ts.as_primitive::<TimestampMicrosecondType>();
+            let get =
+                |c: usize, r: usize| (!cols[c].is_null(r)).then(|| cols[c].value(r).to_owned());
+            for r in 0..b.num_rows() {
+                let (Some(pid), Some(t), Some(v), Some(status)) =
+                    (get(0, r), get(1, r), get(2, r), get(3, r))
+                else {
+                    continue;
+                };
+                let when = (!ts.is_null(r)).then(|| ts.value(r));
+                if status == STATUS_REDIRECT {
+                    p.redirects
+                        .push((v, pid, get(4, r).unwrap_or_default(), when));
+                    continue;
+                }
+                if let Some(w) = when {
+                    let e = p.first_seen.entry(pid.clone()).or_insert(w);
+                    *e = (*e).min(w);
+                }
+                p.profiles.entry(t).or_default().insert(v, pid);
+            }
+        }
+        Ok(p)
+    }
+
+    fn profile_of(&self, id_type: &str, value: &str) -> Option<&str> {
+        self.profiles.get(id_type)?.get(value).map(String::as_str)
+    }
+}
+
+/// A change of profile id made by this run: `(old, new, reason)`.
+type Redirect<'a> = (&'a str, String, &'static str);
+
+/// Profile ids for this run's sets (by root), kept from the previous run:
+/// a previous id goes to the set holding most of its identifiers (a split
+/// leaves it with the largest part); a set that gets several previous ids
+/// (a merge) keeps the oldest and redirects the others; a new set gets an
+/// id derived from its representative that no earlier profile ever had.
+/// Returns the ids and this run's redirects `(old, new, reason)`.
+fn stable_ids<'a>(
+    roots: &[u32],
+    root_key: &dyn Fn(u32) -> (&'a str, &'a str),
+    old_of: &[(u32, &'a str)],
+    previous: &'a Previous,
+) -> (HashMap<u32, String>, Vec<Redirect<'a>>) {
+    let mut counts: HashMap<(&str, u32), u32> = HashMap::new();
+    for &(root, old) in old_of {
+        *counts.entry((old, root)).or_default() += 1;
+    }
+    // Winner per previous id: most identifiers, then the smaller key.
+    let mut winner: HashMap<&str, (u32, u32)> = HashMap::new();
+    for (&(old, root), &n) in &counts {
+        let better = winner.get(old).is_none_or(|&(r, m)| {
+            (n, std::cmp::Reverse(root_key(root))) > (m, std::cmp::Reverse(root_key(r)))
+        });
+        if better {
+            winner.insert(old, (root, n));
+        }
+    }
+    let mut won: HashMap<u32, Vec<&str>> = HashMap::new();
+    for (&old, &(root, _)) in &winner {
+        won.entry(root).or_default().push(old);
+    }
+    let mut taken: std::collections::HashSet<String> = previous
+        .profiles
+        .values()
+        .flat_map(|m| m.values().cloned())
+        .collect();
+    taken.extend(
+        previous
+            .redirects
+            .iter()
+            .flat_map(|(o, n, _, _)| [o.clone(), n.clone()]),
+    );
+    let mut ids: HashMap<u32, String> = HashMap::new();
+    let mut redirects = Vec::new();
+    let mut fresh = Vec::new();
+    for &root in roots {
+        match won.get_mut(&root) {
+            Some(olds) => {
+                olds.sort_by_key(|o| {
+                    (previous.first_seen.get(*o).copied().unwrap_or(i64::MAX), *o)
+                });
+                for other in &olds[1..] {
+                    redirects.push((*other, olds[0].to_owned(), "merge"));
+                }
+                ids.insert(root, olds[0].to_owned());
+            }
+            None => fresh.push(root),
+        }
+    }
+    fresh.sort_by_key(|&r| root_key(r));
+    for root in fresh {
+        let (t, v) = root_key(root);
+        let mut pid = profile_id(t, v);
+        let mut n = 1;
+        while taken.contains(&pid) {
+            pid = profile_id(t, &format!("{v}#{n}"));
+            n += 1;
+        }
+        taken.insert(pid.clone());
+        ids.insert(root, pid);
+    }
+    let mut splits: Vec<(&str, u32)> = counts
+        .keys()
+        .filter(|(old, root)| winner.get(old).is_some_and(|(w, _)| w != root))
+        .map(|&(old, root)| (old, root))
+        .collect();
+    splits.sort_by_key(|&(old, root)| (old, root_key(root)));
+    for (old, root) in splits {
+        redirects.push((old, ids[&root].clone(), "split"));
+    }
+    (ids, redirects)
 }
 
 /// Would joining two sets holding `a` and `b` (members of limited types)
@@ -724,7 +925,7 @@ mod tests {
 
     /// (id_type, id_value) → profile_id or "REJECTED".
     fn run(rows: &[(&str, &str, i64, &str, &str)]) -> HashMap<(String, String), String> {
-        let out = resolve(&[occurrences(rows)], &Rules::builtin()).unwrap();
+        let out = resolve(&[occurrences(rows)], &Rules::builtin(), &Previous::empty(0)).unwrap();
         let pid = out.column(0).as_string::<i32>();
         let t = out.column(1).as_string::<i32>();
         let v = out.column(2).as_string::<i32>();
@@ -802,7 +1003,12 @@ mod tests {
         ];
         let m = run(&rows);
         assert_ne!(m[&key("user_id", "u1")], m[&key("user_id", "u2")]);
-        let out = resolve(&[occurrences(&rows)], &Rules::builtin()).unwrap();
+        let out = resolve(
+            &[occurrences(&rows)],
+            &Rules::builtin(),
+            &Previous::empty(0),
+        )
+        .unwrap();
         let rule = out.column(5).as_string::<i32>();
         assert!(
             (0..out.num_rows())

@@ -1,6 +1,7 @@
 //! The model graph: which models each model reads, found in its SQL (table
 //! references outside CTEs, and text arguments of table functions that name
-//! a model, as in `resolve_identities('identifiers')`), a build order, and
+//! a model, as in `resolve_identities('identifiers')`; a model naming itself
+//! there reads its own previous version), a build order, and
 //! `--select` expressions (`name`, `name+` with descendants, `+name` with
 //! ancestors, comma-separated).
 
@@ -46,7 +47,13 @@ pub fn build(models: Vec<Model>) -> Result<BTreeMap<String, Node>> {
         if let DFStatement::Statement(s) = &statement {
             let mut v = TableFunctionArgs::default();
             let _ = s.visit(&mut v);
-            refs.extend(v.0.into_iter().filter(|n| names.contains(n)));
+            // A model naming itself in a table function's arguments reads its
+            // own previous version (as resolve_identities does to keep
+            // profile ids stable): no build dependency.
+            refs.extend(
+                v.0.into_iter()
+                    .filter(|n| names.contains(n) && *n != model.name),
+            );
         }
         if refs.contains(&model.name) {
             return Err(Error::ModelCycle(format!("{} reads itself", model.name)));

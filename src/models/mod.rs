@@ -44,6 +44,10 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
         include_str!("../../sql/identity_links.sql"),
     ),
     (
+        "profile_redirects",
+        include_str!("../../sql/profile_redirects.sql"),
+    ),
+    (
         "identity_rejections",
         include_str!("../../sql/identity_rejections.sql"),
     ),

@@ -1,13 +1,15 @@
-//! `resolve_identities('occurrences' [, 'rules'])`: a table function that
-//! resolves the identifier occurrences in a table (columns `source`,
-//! `row_key`, `ts`, `id_type`, `id_value`, and optionally `reject_reason`)
-//! into profiles, following the rules table (see
-//! [`crate::identity::rules`]; without one, only `user_id` is limited, to
-//! one per profile); see
-//! [`crate::identity::resolve`] for the rules and the output columns.
+//! `resolve_identities('occurrences' [, 'rules' [, 'previous']])`: a table
+//! function that resolves the identifier occurrences in a table (columns
+//! `source`, `row_key`, `ts`, `id_type`, `id_value`, and optionally
+//! `reject_reason`) into profiles, following the rules table (see
+//! [`crate::identity::rules`]; `''` or none: only `user_id` is limited, to
+//! one per profile). `previous` names the function's own earlier output (a
+//! model passes its own name): profile ids are kept from it, and every id
+//! change is recorded as a `redirect` row. See [`crate::identity::resolve`]
+//! for the rules and the output columns.
 //!
 //! The work happens when the plan executes (not when it is planned), on a
-//! blocking thread, over the input collected from all partitions.
+//! blocking thread, over the inputs collected from all partitions.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,12 +19,14 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, plan_err};
+use datafusion::common::{DataFusionError, TableReference, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
+use datafusion::execution::context::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
-use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -31,7 +35,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::identity::resolve::{INPUT_COLUMNS, input_schema, output_schema, resolve};
+use crate::identity::resolve::{INPUT_COLUMNS, Previous, input_schema, output_schema, resolve};
 use crate::identity::rules::{RULE_COLUMNS, Rules};
 
 /// Rows per output batch.
@@ -46,18 +50,20 @@ impl TableFunctionImpl for ResolveIdentitiesFunc {
         let text = |i: usize| super::text_literal("resolve_identities", exprs, i);
         let Some(table) = text(0)? else {
             return plan_err!(
-                "resolve_identities('occurrences' [, 'rules']) needs the name of a table of identifier occurrences"
+                "resolve_identities('occurrences' [, 'rules' [, 'previous']]) needs the name of a table of identifier occurrences"
             );
         };
-        if exprs.len() > 2 {
+        if exprs.len() > 3 {
             return plan_err!(
-                "resolve_identities takes at most 2 arguments, got {}",
+                "resolve_identities takes at most 3 arguments, got {}",
                 exprs.len()
             );
         }
+        let non_empty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         Ok(Arc::new(ResolveIdentitiesTable {
             table,
-            rules_table: text(1)?,
+            rules_table: non_empty(text(1)?),
+            previous_table: non_empty(text(2)?),
         }))
     }
 }
@@ -66,6 +72,19 @@ impl TableFunctionImpl for ResolveIdentitiesFunc {
 struct ResolveIdentitiesTable {
     table: String,
     rules_table: Option<String>,
+    previous_table: Option<String>,
+}
+
+async fn plan_input(
+    state: &SessionState,
+    sql: &str,
+    what: impl Fn(DataFusionError) -> String,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let plan = state
+        .create_logical_plan(sql)
+        .await
+        .map_err(|e| DataFusionError::Plan(what(e)))?;
+    state.create_physical_plan(&plan).await
 }
 
 #[async_trait::async_trait]
@@ -101,62 +120,85 @@ impl TableProvider for ResolveIdentitiesTable {
                 c => format!("\"{c}\""),
             })
             .join(", ");
-        let sql = format!("SELECT {columns} FROM {}", self.table);
-        let plan = state.create_logical_plan(&sql).await.map_err(|e| {
-            DataFusionError::Plan(format!(
+        let input = plan_input(state, &format!("SELECT {columns} FROM {}", self.table), |e| {
+            format!(
                 "resolve_identities: input table {} must have columns {} (and may have reject_reason): {e}",
                 self.table,
                 INPUT_COLUMNS[..5].join(", ")
-            ))
-        })?;
-        let input = state.create_physical_plan(&plan).await?;
-        let rules = match &self.rules_table {
-            None => None,
-            Some(rules_table) => {
-                let columns = RULE_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
-                let plan = state
-                    .create_logical_plan(&format!("SELECT {columns} FROM {rules_table}"))
-                    .await
-                    .map_err(|e| {
-                        DataFusionError::Plan(format!(
-                            "resolve_identities: rules table {rules_table} must have columns {}: {e}",
-                            RULE_COLUMNS.join(", ")
-                        ))
-                    })?;
-                Some(state.create_physical_plan(&plan).await?)
-            }
+            )
+        })
+        .await?;
+        let mut inputs = vec![input];
+        if let Some(rules) = &self.rules_table {
+            let columns = RULE_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
+            inputs.push(
+                plan_input(state, &format!("SELECT {columns} FROM {rules}"), |e| {
+                    format!(
+                        "resolve_identities: rules table {rules} must have columns {}: {e}",
+                        RULE_COLUMNS.join(", ")
+                    )
+                })
+                .await?,
+            );
+        }
+        // The previous output, if there is one yet (not on a first run).
+        let previous = match &self.previous_table {
+            Some(name) if table_exists(state, name) => Some(
+                plan_input(
+                    state,
+                    &format!(
+                        "SELECT profile_id, id_type, id_value, status, reason, linked_value, first_seen_at \
+                         FROM {name} WHERE status IN ('linked', 'redirect')"
+                    ),
+                    |e| format!("resolve_identities: previous output {name} cannot be read: {e}"),
+                )
+                .await?,
+            ),
+            _ => None,
         };
-        let exec: Arc<dyn ExecutionPlan> = Arc::new(ResolveIdentitiesExec::new(input, rules));
+        let has_previous = previous.is_some();
+        inputs.extend(previous);
+        let exec: Arc<dyn ExecutionPlan> = Arc::new(ResolveIdentitiesExec::new(
+            inputs,
+            self.rules_table.is_some(),
+            has_previous,
+        ));
         match projection {
             None => Ok(exec),
-            Some(indices) => Ok(Arc::new(ProjectionExec::try_new(
-                indices.iter().map(|&i| {
-                    let field = output_schema().field(i).clone();
+            Some(indices) => {
+                let schema = output_schema();
+                let exprs = indices.iter().map(|&i| {
+                    let name = schema.field(i).name().clone();
                     (
-                        Arc::new(datafusion::physical_expr::expressions::Column::new(
-                            field.name(),
-                            i,
-                        ))
-                            as Arc<dyn datafusion::physical_expr::PhysicalExpr>,
-                        field.name().clone(),
+                        Arc::new(Column::new(&name, i)) as Arc<dyn PhysicalExpr>,
+                        name,
                     )
-                }),
-                exec,
-            )?)),
+                });
+                Ok(Arc::new(ProjectionExec::try_new(exprs, exec)?))
+            }
         }
     }
 }
 
-/// Collects its input (and its rules), resolves identities, emits the result.
+fn table_exists(state: &SessionState, name: &str) -> bool {
+    let reference = TableReference::from(name);
+    state
+        .schema_for_ref(reference.clone())
+        .is_ok_and(|schema| schema.table_exist(reference.table()))
+}
+
+/// Collects its inputs (occurrences, then the rules and the previous output
+/// when given), resolves identities, emits the result.
 #[derive(Debug)]
 pub struct ResolveIdentitiesExec {
-    input: Arc<dyn ExecutionPlan>,
-    rules: Option<Arc<dyn ExecutionPlan>>,
+    inputs: Vec<Arc<dyn ExecutionPlan>>,
+    has_rules: bool,
+    has_previous: bool,
     properties: Arc<PlanProperties>,
 }
 
 impl ResolveIdentitiesExec {
-    fn new(input: Arc<dyn ExecutionPlan>, rules: Option<Arc<dyn ExecutionPlan>>) -> Self {
+    fn new(inputs: Vec<Arc<dyn ExecutionPlan>>, has_rules: bool, has_previous: bool) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(output_schema()),
             Partitioning::UnknownPartitioning(1),
@@ -164,8 +206,9 @@ impl ResolveIdentitiesExec {
             Boundedness::Bounded,
         ));
         Self {
-            input,
-            rules,
+            inputs,
+            has_rules,
+            has_previous,
             properties,
         }
     }
@@ -175,12 +218,9 @@ impl DisplayAs for ResolveIdentitiesExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "ResolveIdentitiesExec: rules={}",
-            if self.rules.is_some() {
-                "table"
-            } else {
-                "builtin"
-            }
+            "ResolveIdentitiesExec: rules={}, previous={}",
+            if self.has_rules { "table" } else { "builtin" },
+            self.has_previous
         )
     }
 }
@@ -196,31 +236,31 @@ impl ExecutionPlan for ResolveIdentitiesExec {
 
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(
-            &Arc<dyn datafusion::physical_expr::PhysicalExpr>,
-        ) -> Result<TreeNodeRecursion>,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
         Ok(TreeNodeRecursion::Continue)
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        std::iter::once(&self.input)
-            .chain(self.rules.as_ref())
-            .collect()
+        self.inputs.iter().collect()
     }
 
     fn with_new_children(
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match children.as_slice() {
-            [input] => Ok(Arc::new(Self::new(Arc::clone(input), None))),
-            [input, rules] => Ok(Arc::new(Self::new(
-                Arc::clone(input),
-                Some(Arc::clone(rules)),
-            ))),
-            _ => plan_err!("ResolveIdentitiesExec takes occurrences and optionally rules"),
+        if children.len() != self.inputs.len() {
+            return plan_err!(
+                "ResolveIdentitiesExec: expected {} inputs, got {}",
+                self.inputs.len(),
+                children.len()
+            );
         }
+        Ok(Arc::new(Self::new(
+            children,
+            self.has_rules,
+            self.has_previous,
+        )))
     }
 
     fn execute(
@@ -231,14 +271,30 @@ impl ExecutionPlan for ResolveIdentitiesExec {
         if partition != 0 {
             return plan_err!("ResolveIdentitiesExec has one partition, asked for {partition}");
         }
-        let input = Arc::clone(&self.input);
-        let rules_plan = self.rules.clone();
+        let mut inputs = self.inputs.clone().into_iter();
+        let occurrences = inputs.next();
+        let rules_plan = if self.has_rules { inputs.next() } else { None };
+        let previous_plan = if self.has_previous {
+            inputs.next()
+        } else {
+            None
+        };
         let work = async move {
+            let Some(occurrences) = occurrences else {
+                return plan_err!("ResolveIdentitiesExec has no input");
+            };
             let rules = match rules_plan {
                 Some(plan) => Rules::from_batches(&collect(plan, Arc::clone(&context)).await?)?,
                 None => Rules::builtin(),
             };
-            let batches = collect(input, context).await?;
+            let now = chrono::Utc::now().timestamp_micros();
+            let previous = match previous_plan {
+                Some(plan) => {
+                    Previous::from_batches(&collect(plan, Arc::clone(&context)).await?, now)?
+                }
+                None => Previous::empty(now),
+            };
+            let batches = collect(occurrences, context).await?;
             let target = input_schema();
             let batches = batches
                 .iter()
@@ -252,7 +308,7 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                     Ok(RecordBatch::try_new(Arc::clone(&target), columns)?)
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let out = tokio::task::spawn_blocking(move || resolve(&batches, &rules))
+            let out = tokio::task::spawn_blocking(move || resolve(&batches, &rules, &previous))
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))??;
             let chunks: Vec<Result<RecordBatch>> = (0..out.num_rows())

@@ -102,3 +102,105 @@ async fn reruns_give_the_same_profile_ids() {
     assert_eq!(first, second);
     server.stop().await;
 }
+
+/// Two events files: one profile each, until a third row links them.
+fn event_file(root: &std::path::Path, name: &str, rows: &[(&str, &str, &str, &str)]) {
+    use datafusion::arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray};
+    use std::sync::Arc;
+    type Row<'a> = (&'a str, &'a str, &'a str, &'a str);
+    let col = |f: for<'a> fn(&Row<'a>) -> &'a str| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let day = |d: &str| 1_767_225_600_000_000 + d.parse::<i64>().unwrap() * 86_400_000_000;
+    crate::support::write_parquet(
+        &root.join("raw/events").join(name),
+        vec![
+            ("message_id", col(|r| r.0)),
+            ("type", col(|_| "identify")),
+            (
+                "timestamp",
+                Arc::new(
+                    TimestampMicrosecondArray::from(
+                        rows.iter().map(|r| day(r.1)).collect::<Vec<_>>(),
+                    )
+                    .with_timezone("UTC"),
+                ),
+            ),
+            ("anonymous_id", col(|r| r.2)),
+            (
+                "traits",
+                Arc::new(StringArray::from(
+                    rows.iter()
+                        .map(|r| format!(r#"{{"email":"{}"}}"#, r.3))
+                        .collect::<Vec<_>>(),
+                )),
+            ),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_ids_survive_merges_and_splits_with_redirects() {
+    let root = tempfile::tempdir().unwrap();
+    event_file(
+        root.path(),
+        "a.parquet",
+        &[("e1", "1", "c1", "a@x.com"), ("e2", "2", "c2", "b@x.com")],
+    );
+    assert!(run_models(root.path(), None).await.failed().is_empty());
+    let server = TestServer::start(root.path()).await;
+    let c = server.client().await;
+    let pid = |v: &'static str| {
+        let c = &c;
+        async move {
+            c.query_one(
+                "SELECT profile_id FROM identity_map WHERE id_value = $1",
+                &[&v],
+            )
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+        }
+    };
+    let redirects = || {
+        let c = &c;
+        async move {
+            c.query("SELECT old_profile_id, new_profile_id, reason FROM profile_redirects ORDER BY changed_at, old_profile_id", &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2)))
+                .collect::<Vec<_>>()
+        }
+    };
+    let (a, b) = (pid("c1").await, pid("c2").await);
+    assert_ne!(a, b);
+    assert!(redirects().await.is_empty());
+
+    // New data links them: the older profile's id survives, the other redirects.
+    event_file(root.path(), "b.parquet", &[("e3", "3", "c2", "a@x.com")]);
+    assert!(run_models(root.path(), None).await.failed().is_empty());
+    assert_eq!(pid("c2").await, a);
+    assert_eq!(pid("b@x.com").await, a);
+    assert_eq!(
+        redirects().await,
+        vec![(b.clone(), a.clone(), "merge".to_owned())]
+    );
+
+    // Nothing new: nothing changes, and history is not repeated.
+    assert!(run_models(root.path(), None).await.failed().is_empty());
+    assert_eq!(pid("c2").await, a);
+    assert_eq!(redirects().await.len(), 1);
+
+    // The linking row is erased: the profile splits; one part keeps the id,
+    // the other gets a new one (never an id used before) and a redirect.
+    std::fs::remove_file(root.path().join("raw/events/b.parquet")).unwrap();
+    assert!(run_models(root.path(), None).await.failed().is_empty());
+    let (a2, b2) = (pid("c1").await, pid("c2").await);
+    assert_eq!(a2, a, "the part ordered first keeps the id on a tie");
+    assert!(b2 != a && b2 != b, "{b2}");
+    let history = redirects().await;
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[1], (a.clone(), b2.clone(), "split".to_owned()));
+    server.stop().await;
+}

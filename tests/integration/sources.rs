@@ -3,35 +3,15 @@
 //! reads differently, extra and missing columns, and files in the wrong
 //! place.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, LargeStringArray, RecordBatch, StringArray, StringViewArray,
-    TimestampMillisecondArray, TimestampNanosecondArray,
+    ArrayRef, LargeStringArray, StringArray, StringViewArray, TimestampMillisecondArray,
+    TimestampNanosecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
-use crate::support::TestServer;
-
-fn write(path: &Path, columns: Vec<(&str, ArrayRef)>) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        columns.into_iter().map(|(_, a)| a).collect(),
-    )
-    .unwrap();
-    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
-}
+use crate::support::{TestServer, write_parquet as write};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_tolerate_schema_variations_and_hive_partitions() {

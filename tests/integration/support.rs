@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+
 use profiledb::engine::Engine;
 use profiledb::generate::{GenerateOptions, generate};
 use profiledb::models::{self, dag, run::RunReport};
@@ -135,4 +139,23 @@ pub fn copy_default_models(to: &Path) -> PathBuf {
         std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
     }
     to.to_path_buf()
+}
+
+/// Writes one Parquet file with the given columns.
+pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
 }

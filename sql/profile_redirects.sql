@@ -1,0 +1,11 @@
+-- profile_redirects: every profile id that changed, and where it went, since
+-- the first run. When new data merges profiles, the survivor keeps the
+-- oldest id and the others redirect to it ('merge'); when a profile splits,
+-- the largest part keeps the id and the others get new ones ('split').
+-- Downstream systems follow old_profile_id → new_profile_id, repeatedly.
+SELECT id_value AS old_profile_id,
+       profile_id AS new_profile_id,
+       reason,
+       first_seen_at AS changed_at
+FROM identity_graph
+WHERE status = 'redirect'
