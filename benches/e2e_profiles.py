@@ -22,7 +22,11 @@ BIN, WORK, PEOPLE = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 ROUNDS = int(sys.argv[4]) if len(sys.argv) > 4 else 5
 REPO = Path(__file__).resolve().parent.parent
 DATA = WORK / f"data-{PEOPLE}"
-MODELS = ["identifiers", "identity_graph", "identity_map", "identity_rejections", "orders_unified", "profiles"]
+# The shipped models in build order (each is built by its own process).
+MODELS = [
+    "identifiers", "identity_rules", "identity_graph", "identity_map", "identity_rejections",
+    "identity_links", "identity_health", "orders_unified", "profiles", "profile_redirects",
+]
 
 
 def timed(args):
