@@ -75,20 +75,10 @@ fn pairwise(
     (precision, recall)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn identities_orders_and_revenue_match_the_truth() {
-    let root = generated_root(PEOPLE, 11).await;
-    let report = run_models(root.path(), None).await;
-    assert!(
-        report.failed().is_empty(),
-        "models failed: {:?}",
-        report.failed()
-    );
+type IdMap = HashMap<(String, String), String>;
 
-    let server = TestServer::start(root.path()).await;
-    let client = server.client().await;
-
-    // Identity: pairwise precision and recall against the truth.
+/// The truth (identifier → person) and identity_map (identifier → profile).
+async fn identity_maps(root: &std::path::Path, client: &tokio_postgres::Client) -> (IdMap, IdMap) {
     let mut predicted = HashMap::new();
     for row in client
         .query(
@@ -104,7 +94,7 @@ async fn identities_orders_and_revenue_match_the_truth() {
         );
     }
     let mut truth_ids = HashMap::new();
-    for b in truth(root.path(), "identifiers").await {
+    for b in truth(root, "identifiers").await {
         let (p, t, v) = (
             b.column(0).as_string::<i32>(),
             b.column(1).as_string::<i32>(),
@@ -117,6 +107,24 @@ async fn identities_orders_and_revenue_match_the_truth() {
             );
         }
     }
+    (truth_ids, predicted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_orders_and_revenue_match_the_truth() {
+    let root = generated_root(PEOPLE, 11).await;
+    let report = run_models(root.path(), None).await;
+    assert!(
+        report.failed().is_empty(),
+        "models failed: {:?}",
+        report.failed()
+    );
+
+    let server = TestServer::start(root.path()).await;
+    let client = server.client().await;
+
+    // Identity: pairwise precision and recall against the truth.
+    let (truth_ids, predicted) = identity_maps(root.path(), &client).await;
     let missing: Vec<_> = truth_ids
         .keys()
         .filter(|k| !predicted.contains_key(*k))
@@ -384,4 +392,23 @@ async fn psql_lists_describes_and_keeps_a_segment_across_restarts() {
         "{err}"
     );
     restarted.stop().await;
+}
+
+/// Identity resolution at a larger scale than the spine, with the shipped
+/// rules: every person one profile, no two people merged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_is_exact_on_twenty_thousand_people() {
+    let root = generated_root(20_000, 29).await;
+    assert!(run_models(root.path(), None).await.failed().is_empty());
+    let server = TestServer::start(root.path()).await;
+    let client = server.client().await;
+    let (truth_ids, predicted) = identity_maps(root.path(), &client).await;
+    assert!(truth_ids.keys().all(|k| predicted.contains_key(k)));
+    let (precision, recall) = pairwise(&truth_ids, &predicted);
+    println!(
+        "20k people: identity precision {precision:.6} recall {recall:.6} over {} identifiers",
+        truth_ids.len()
+    );
+    assert_eq!((precision, recall), (1.0, 1.0));
+    server.stop().await;
 }
