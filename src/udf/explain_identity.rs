@@ -85,7 +85,7 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// Runs `sql` and returns its rows as text (timestamps as µs in `ts_col`).
+/// Runs `sql` and returns its rows as text (timestamps as µs since the epoch).
 async fn rows(state: &SessionState, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
     let plan = state.create_logical_plan(sql).await?;
     let physical = state.create_physical_plan(&plan).await?;

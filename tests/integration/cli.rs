@@ -54,19 +54,8 @@ fn demo_generates_builds_and_serves() {
         seen.iter().any(|l| l.contains("built 10 models")),
         "{seen:?}"
     );
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-At",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "analyst",
-            "-d",
-            "profiledb",
-        ])
+    let out = crate::support::psql_command(port.parse().unwrap())
+        .arg("-At")
         .args(["-c", "SELECT count(*) > 0 FROM profiles"])
         .output()
         .unwrap();

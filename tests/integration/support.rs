@@ -75,23 +75,9 @@ impl TestServer {
 
     /// Runs the real `psql` with `args`; returns (success, stdout, stderr).
     pub fn psql(&self, args: &[&str]) -> (bool, String, String) {
-        let port = self.addr.port().to_string();
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "analyst",
-                "-d",
-                "profiledb",
-                "-v",
-                "ON_ERROR_STOP=1",
-            ])
+        let out = psql_command(self.addr.port())
+            .args(["-v", "ON_ERROR_STOP=1"])
             .args(args)
-            .env("PGCONNECT_TIMEOUT", "10")
             .output()
             .expect("the psql binary must be installed (the README test command installs it)");
         (
@@ -100,6 +86,24 @@ impl TestServer {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
+}
+
+/// The real `psql` connecting to a server on loopback at `port`.
+pub fn psql_command(port: u16) -> Command {
+    let mut c = Command::new("psql");
+    c.args([
+        "-X",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "analyst",
+        "-d",
+        "profiledb",
+    ]);
+    c.env("PGCONNECT_TIMEOUT", "10");
+    c
 }
 
 /// A storage root with generated data in a fresh temp folder.
