@@ -28,6 +28,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "PROFILEDB_DATA", default_value = DEFAULT_DATA)]
     pub data: String,
 
+    /// Memory limit for query execution, e.g. `8GiB` or `512MiB`: sorts and
+    /// aggregations spill to disk past it, identity resolution stops with
+    /// a message saying how much it needs (default: no limit).
+    #[arg(long, global = true, env = "PROFILEDB_MEMORY_LIMIT", value_parser = config::byte_size)]
+    pub memory_limit: Option<usize>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -112,7 +118,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { models, select } => {
-            let engine = Engine::open(&cli.data).await?;
+            let engine = Engine::open_limited(&cli.data, cli.memory_limit).await?;
             run_models(&engine, models.as_deref(), select.as_deref()).await
         }
         Command::Serve {
@@ -120,7 +126,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             max_connections,
         } => {
             let addr = config::listen_address(&listen)?;
-            let engine = Engine::open(&cli.data).await?;
+            let engine = Engine::open_limited(&cli.data, cli.memory_limit).await?;
             serve(engine, addr, max_connections).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -136,7 +142,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 eprintln!("{} already holds raw data; not generating more", cli.data);
             }
-            let engine = Engine::with_storage(storage).await?;
+            let engine = Engine::with_storage(storage, cli.memory_limit).await?;
             let code = run_models(&engine, None, None).await?;
             if code != ExitCode::SUCCESS {
                 return Ok(code);

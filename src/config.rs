@@ -37,9 +37,40 @@ pub fn as_of(raw: Option<&str>) -> Result<i64> {
         .timestamp_micros())
 }
 
+/// Parses a size such as `512MiB`, `8GiB`, `2GB` or a number of bytes.
+pub fn byte_size(raw: &str) -> std::result::Result<usize, String> {
+    let s = raw.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a size like 512MiB or 8GiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit {other:?} in {raw:?}")),
+    };
+    Ok((n * scale) as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(byte_size("512MiB"), Ok(512 << 20));
+        assert_eq!(byte_size("8GiB"), Ok(8 << 30));
+        assert_eq!(byte_size("1.5g"), Ok(3 << 29));
+        assert_eq!(byte_size("4096"), Ok(4096));
+        assert!(byte_size("lots").is_err());
+        assert!(byte_size("3 parsecs").is_err());
+    }
 
     #[test]
     fn non_loopback_listen_is_refused() {

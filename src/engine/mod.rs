@@ -36,11 +36,20 @@ pub struct Engine {
 impl Engine {
     /// Opens the storage root given as a path or URL.
     pub async fn open(root: &str) -> Result<Arc<Self>> {
-        Self::with_storage(Storage::open(root)?).await
+        Self::open_limited(root, None).await
     }
 
-    pub async fn with_storage(storage: Storage) -> Result<Arc<Self>> {
-        let runtime = RuntimeEnvBuilder::new().build_arc()?;
+    /// Opens the root with a memory limit (bytes) for query execution.
+    pub async fn open_limited(root: &str, memory_limit: Option<usize>) -> Result<Arc<Self>> {
+        Self::with_storage(Storage::open(root)?, memory_limit).await
+    }
+
+    pub async fn with_storage(storage: Storage, memory_limit: Option<usize>) -> Result<Arc<Self>> {
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = memory_limit {
+            runtime = runtime.with_memory_limit(limit, 1.0);
+        }
+        let runtime = runtime.build_arc()?;
         runtime.register_object_store(storage.store_url().as_ref(), storage.store());
         let catalog = Catalog::open(storage.clone()).await?;
         let catalogs = Arc::new(MemoryCatalogProviderList::new());

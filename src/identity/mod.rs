@@ -1,11 +1,19 @@
 //! Graph algorithms behind the identity SQL functions.
 //!
+//! - [`graph`]: occurrences interned into dense identifier and row-group
+//!   ids over the input's Arrow columns (via [`interner`]).
+//! - [`resolve`]: the rules, applied in order over the graph → profiles,
+//!   with every rejected identifier or link reported with its reason and
+//!   evidence; [`limits`] checks per-profile limits as sets join.
+//! - [`stable_ids`]: profile ids kept across runs, merges and splits.
+//! - [`rules`]: the rules table; [`junk`]: values that never link people.
 //! - [`union_find`]: disjoint sets over dense `u32` ids.
-//! - [`junk`]: placeholder values that must never link people.
-//! - [`resolve`]: occurrences of identifiers → profiles, with every rejected
-//!   identifier or link reported with its reason and evidence.
 
+pub mod graph;
+pub mod interner;
 pub mod junk;
+pub mod limits;
 pub mod resolve;
 pub mod rules;
+pub mod stable_ids;
 pub mod union_find;

@@ -27,18 +27,17 @@
 //! value of a one-per-profile type if it has one, else its earliest-seen
 //! identifier), so the same input gives the same ids on every run.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-};
-use datafusion::arrow::datatypes::{
-    DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
-};
-use datafusion::error::{DataFusionError, Result};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::error::Result;
 
-use super::rules::{Rule, Rules};
+use super::graph::{Graph, NO_FIRST, NO_LAST, NONE, Rejection};
+use super::limits::Held;
+use super::rules::Rules;
+use super::stable_ids::stable_ids;
+pub use super::stable_ids::{Previous, profile_id};
 use super::union_find::UnionFind;
 
 /// Column order the resolver expects (callers cast and project to it).
@@ -60,8 +59,6 @@ pub const STATUS_LINK: &str = "link";
 /// A profile id that changed: `id_value` is the old id, `profile_id` the
 /// new one, `reason` is `merge` or `split`, `first_seen_at` when.
 pub const STATUS_REDIRECT: &str = "redirect";
-
-const DAY_US: i64 = 86_400_000_000;
 
 pub fn input_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -96,457 +93,130 @@ pub fn output_schema() -> SchemaRef {
     ]))
 }
 
-/// What we know of one distinct identifier.
-struct IdInfo<'a> {
-    type_idx: u16,
-    value: &'a str,
-    first_ts: Option<i64>,
-    last_ts: Option<i64>,
-    /// Evidence: the earliest row it was seen in.
-    source: &'a str,
-    row_key: &'a str,
-    rejected: Option<Rejection>,
-}
-
-struct Rejection {
-    reason: String,
-    rule: &'static str,
-}
-
-struct Group<'a> {
-    source: &'a str,
-    row_key: &'a str,
-    ts: Option<i64>,
-}
-
-struct LinkRejection {
-    id: u32,
-    linked: u32,
-    group: u32,
-    reason: String,
-    rule: &'static str,
-}
-
 /// Resolves identities; `batches` must have [`input_schema`].
 pub fn resolve(batches: &[RecordBatch], rules: &Rules, previous: &Previous) -> Result<RecordBatch> {
-    let mut type_names: Vec<&str> = Vec::new();
-    let mut type_rules: Vec<&Rule> = Vec::new();
-    let mut type_index: HashMap<&str, u16> = HashMap::new();
-    let mut ids: Vec<IdInfo> = Vec::new();
-    let mut id_index: HashMap<(u16, &str), u32> = HashMap::new();
-    let mut groups: Vec<Group> = Vec::new();
-    let mut group_index: HashMap<(&str, &str), u32> = HashMap::new();
-    let mut members: Vec<(u32, u32)> = Vec::new();
+    let mut g = Graph::build(batches, rules)?;
+    reject_shared_identifiers(&mut g);
+    reject_super_connectors(&mut g);
+    let edges = ordered_edges(&g);
+    let (mut uf, applied, link_rejections) = join_within_limits(&g, &edges);
+    drop(edges);
 
-    for batch in batches {
-        if batch.num_columns() != INPUT_COLUMNS.len() {
-            return Err(DataFusionError::Internal(format!(
-                "resolve_identities expects {} columns, got {}",
-                INPUT_COLUMNS.len(),
-                batch.num_columns()
-            )));
-        }
-        let source = batch.column(0).as_string::<i32>();
-        let row_key = batch.column(1).as_string::<i32>();
-        let ts = batch.column(2).as_primitive::<TimestampMicrosecondType>();
-        let id_type = batch.column(3).as_string::<i32>();
-        let id_value = batch.column(4).as_string::<i32>();
-        let reject = batch.column(5).as_string::<i32>();
-        for row in 0..batch.num_rows() {
-            if id_type.is_null(row) || id_value.is_null(row) {
-                continue;
-            }
-            let t = id_type.value(row);
-            let v = id_value.value(row);
-            let src = if source.is_null(row) {
-                ""
-            } else {
-                source.value(row)
-            };
-            let key = (!row_key.is_null(row)).then(|| row_key.value(row));
-            let when = (!ts.is_null(row)).then(|| ts.value(row));
-            let model_rejection = (!reject.is_null(row)).then(|| Rejection {
-                reason: reject.value(row).to_owned(),
-                rule: "model",
-            });
-
-            let type_idx = *type_index.entry(t).or_insert_with(|| {
-                type_names.push(t);
-                type_rules.push(rules.get(t));
-                (type_names.len() - 1) as u16
-            });
-            let id = match id_index.get(&(type_idx, v)) {
-                Some(&id) => {
-                    let info = &mut ids[id as usize];
-                    if let Some(w) = when {
-                        let earlier = info.first_ts.is_none_or(|f| {
-                            (w, src, key.unwrap_or("")) < (f, info.source, info.row_key)
-                        });
-                        if earlier {
-                            info.first_ts = Some(w);
-                            info.source = src;
-                            info.row_key = key.unwrap_or("");
-                        }
-                        info.last_ts = Some(info.last_ts.map_or(w, |l| l.max(w)));
-                    }
-                    if info.rejected.is_none() {
-                        info.rejected = model_rejection;
-                    }
-                    id
-                }
-                None => {
-                    let id = ids.len() as u32;
-                    let rejected = model_rejection.or_else(|| {
-                        type_rules[type_idx as usize]
-                            .blocked(v)
-                            .map(|(rule, reason)| Rejection { reason, rule })
-                    });
-                    ids.push(IdInfo {
-                        type_idx,
-                        value: v,
-                        first_ts: when,
-                        last_ts: when,
-                        source: src,
-                        row_key: key.unwrap_or(""),
-                        rejected,
-                    });
-                    id_index.insert((type_idx, v), id);
-                    id
-                }
-            };
-            // Rows without a key link nothing: each is a group of its own.
-            let group = match key {
-                Some(k) => *group_index.entry((src, k)).or_insert_with(|| {
-                    groups.push(Group {
-                        source: src,
-                        row_key: k,
-                        ts: when,
-                    });
-                    (groups.len() - 1) as u32
-                }),
-                None => {
-                    groups.push(Group {
-                        source: src,
-                        row_key: "",
-                        ts: when,
-                    });
-                    (groups.len() - 1) as u32
-                }
-            };
-            let g = &mut groups[group as usize];
-            if let Some(w) = when {
-                g.ts = Some(g.ts.map_or(w, |t| t.min(w)));
-            }
-            members.push((group, id));
-        }
-    }
-    drop(id_index);
-    drop(group_index);
-
-    let type_of: Vec<u16> = ids.iter().map(|i| i.type_idx).collect();
-    let rule_of = |id: u32| type_rules[type_of[id as usize] as usize];
-    let exclusive: Vec<bool> = type_rules
+    // Sets, by root, and their representatives: the strongest
+    // one-per-profile value, else the earliest-seen identifier.
+    let exclusive: Vec<bool> = g
+        .type_rules
         .iter()
         .map(|r| r.max_per_profile == Some(1))
         .collect();
-    members.sort_unstable();
-    members.dedup();
-
-    // Rule 2: identifiers seen beside two different one-per-profile values.
-    let mut anchor_seen: Vec<Option<u32>> = vec![None; ids.len()];
-    for_each_group(&members, |_, group_members| {
-        let anchors: Vec<u32> = group_members
-            .iter()
-            .copied()
-            .filter(|&m| {
-                exclusive[ids[m as usize].type_idx as usize] && ids[m as usize].rejected.is_none()
-            })
-            .collect();
-        for a in anchors {
-            for &x in group_members {
-                let info = &ids[x as usize];
-                if info.rejected.is_some() || info.type_idx == ids[a as usize].type_idx {
-                    continue;
-                }
-                match anchor_seen[x as usize] {
-                    None => anchor_seen[x as usize] = Some(a),
-                    Some(prev)
-                        if prev != a && ids[prev as usize].type_idx == ids[a as usize].type_idx =>
-                    {
-                        let (p, q) = (&ids[prev as usize], &ids[a as usize]);
-                        let reason = format!(
-                            "shared identifier: seen with {} '{}' and {} '{}'",
-                            type_names[p.type_idx as usize],
-                            p.value,
-                            type_names[q.type_idx as usize],
-                            q.value
-                        );
-                        ids[x as usize].rejected = Some(Rejection {
-                            reason,
-                            rule: "shared_identifier",
-                        });
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-    });
-
-    // Rule 3: super-connectors, by their number of distinct neighbours.
-    if type_rules.iter().any(|r| r.max_links.is_some()) {
-        let mut pairs: Vec<(u32, u32)> = Vec::new();
-        for_each_group(&members, |_, group_members| {
-            for &a in group_members {
-                if rule_of(a).max_links.is_none() || ids[a as usize].rejected.is_some() {
-                    continue;
-                }
-                for &b in group_members {
-                    if a != b && ids[b as usize].rejected.is_none() {
-                        pairs.push((a, b));
-                    }
-                }
-            }
-        });
-        pairs.sort_unstable();
-        pairs.dedup();
-        let mut i = 0;
-        while i < pairs.len() {
-            let a = pairs[i].0;
-            let mut j = i;
-            while j < pairs.len() && pairs[j].0 == a {
-                j += 1;
-            }
-            if let Some(max) = rule_of(a).max_links
-                && j - i > max
-            {
-                ids[a as usize].rejected = Some(Rejection {
-                    reason: format!(
-                        "super-connector: linked to {} identifiers (max_links {max})",
-                        j - i
-                    ),
-                    rule: "max_links",
-                });
-            }
-            i = j;
-        }
-    }
-
-    // Links: a star around the strongest member of each row.
-    let mut edges: Vec<(u32, u32, u32)> = Vec::new(); // (group, hub, other)
-    for_each_group(&members, |group, group_members| {
-        let live = group_members
-            .iter()
-            .copied()
-            .filter(|&m| ids[m as usize].rejected.is_none());
-        let hub = live.clone().min_by_key(|&m| {
-            (
-                rule_of(m).priority,
-                type_names[ids[m as usize].type_idx as usize],
-                ids[m as usize].value,
-            )
-        });
-        if let Some(hub) = hub {
-            for x in live {
-                if x != hub {
-                    edges.push((group, hub, x));
-                }
-            }
-        }
-    });
-    let edge_key = |e: &(u32, u32, u32)| {
-        let g = &groups[e.0 as usize];
-        (
-            rule_of(e.1).priority.max(rule_of(e.2).priority),
-            g.ts.unwrap_or(i64::MAX),
-            g.source,
-            g.row_key,
-            ids[e.2 as usize].value,
-        )
-    };
-    edges.sort_by(|a, b| edge_key(a).cmp(&edge_key(b)));
-
-    // Rule 4: union strongest first, within every type's limits.
-    let mut uf = UnionFind::new(ids.len());
-    let limited: Vec<bool> = type_rules
-        .iter()
-        .map(|r| r.max_per_profile.is_some() || r.window.is_some())
-        .collect();
-    // Members of limited types, kept at each set's root.
-    let mut held: Vec<Vec<u32>> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, info)| {
-            if limited[info.type_idx as usize] && info.rejected.is_none() {
-                vec![i as u32]
-            } else {
-                Vec::new()
-            }
-        })
-        .collect();
-    let mut link_rejections = Vec::new();
-    let mut applied: Vec<(u32, u32, u32)> = Vec::new();
-    for &(group, hub, x) in &edges {
-        let (rh, rx) = (uf.find(hub), uf.find(x));
-        if rh == rx {
-            continue;
-        }
-        let violation = limit_violation(
-            &held[rh as usize],
-            &held[rx as usize],
-            &ids,
-            &type_rules,
-            &type_names,
-        );
-        match violation {
-            Some((rule, reason)) => link_rejections.push(LinkRejection {
-                id: x,
-                linked: hub,
-                group,
-                reason,
-                rule,
-            }),
-            None => {
-                applied.push((group, hub, x));
-                let root = uf.union(rh, rx);
-                let other = if root == rh { rx } else { rh };
-                let moved = std::mem::take(&mut held[other as usize]);
-                held[root as usize].extend(moved);
-            }
-        }
-    }
-
-    // Representatives: the strongest one-per-profile value, else the
-    // earliest-seen identifier.
-    let mut representative: Vec<Option<u32>> = vec![None; ids.len()];
     let rank = |i: u32| {
-        let info = &ids[i as usize];
-        let ex = exclusive[info.type_idx as usize];
+        let ex = exclusive[g.id_type[i as usize] as usize];
         (
             !ex,
-            if ex { rule_of(i).priority } else { 0 },
-            info.first_ts.unwrap_or(i64::MAX),
-            type_names[info.type_idx as usize],
-            info.value,
+            if ex { g.rule(i).priority } else { 0 },
+            g.first_ts[i as usize],
+            g.type_name(i),
+            g.value(i),
         )
     };
-    for (i, info) in ids.iter().enumerate() {
-        if info.rejected.is_some() {
+    let mut root_of: Vec<u32> = vec![NONE; g.len()];
+    let mut representative: Vec<u32> = vec![NONE; g.len()];
+    for i in 0..g.len() as u32 {
+        if !g.is_live(i) {
             continue;
         }
-        let root = uf.find(i as u32) as usize;
-        let better = representative[root].is_none_or(|r| rank(i as u32) < rank(r));
-        if better {
-            representative[root] = Some(i as u32);
+        let root = uf.find(i);
+        root_of[i as usize] = root;
+        let rep = &mut representative[root as usize];
+        if *rep == NONE || rank(i) < rank(*rep) {
+            *rep = i;
         }
     }
-
-    // Profile ids: stable against the previous run (see `stable_ids`).
-    let mut roots: Vec<u32> = Vec::new();
-    for (i, info) in ids.iter().enumerate() {
-        if info.rejected.is_none() && uf.find(i as u32) == i as u32 {
-            roots.push(i as u32);
-        }
-    }
+    drop(uf);
+    let roots: Vec<u32> = (0..g.len() as u32)
+        .filter(|&i| g.is_live(i) && root_of[i as usize] == i)
+        .collect();
     let root_key = |r: u32| {
-        let rep = &ids[representative[r as usize].unwrap_or(r) as usize];
-        (type_names[rep.type_idx as usize], rep.value)
+        let rep = representative[r as usize];
+        (g.type_name(rep), g.value(rep))
     };
-    let mut old_of: Vec<(u32, &str)> = Vec::new(); // (root, previous profile id)
-    for (i, info) in ids.iter().enumerate() {
-        if info.rejected.is_none()
-            && let Some(old) = previous.profile_of(type_names[info.type_idx as usize], info.value)
+
+    // Profile ids: stable against the previous run.
+    let mut old_of: Vec<(u32, u32)> = Vec::with_capacity(previous.linked().size_hint().0);
+    for (t, v, old) in previous.linked() {
+        if let Some(id) = g.find(t, v)
+            && g.is_live(id)
         {
-            old_of.push((uf.find(i as u32), old));
+            old_of.push((old, root_of[id as usize]));
         }
     }
-    let (pid_of_root, new_redirects) = stable_ids(&roots, &root_key, &old_of, previous);
+    let (pids, new_redirects) = stable_ids(&roots, root_key, old_of, previous);
+    let pid_of = |id: u32| {
+        let slot = roots
+            .binary_search(&root_of[id as usize])
+            .expect("a live identifier has a root");
+        pids[slot].as_str()
+    };
 
     let mut out = OutputBuilder::new(
-        ids.len()
+        g.len()
             + link_rejections.len()
             + applied.len()
             + previous.redirects.len()
             + new_redirects.len(),
     );
-    let mut order: Vec<u32> = (0..ids.len() as u32).collect();
-    order.sort_by(|&a, &b| {
-        let (x, y) = (&ids[a as usize], &ids[b as usize]);
-        (type_names[x.type_idx as usize], x.value).cmp(&(type_names[y.type_idx as usize], y.value))
-    });
-    for i in order {
-        let info = &ids[i as usize];
-        let type_name = type_names[info.type_idx as usize];
-        match &info.rejected {
-            Some(rej) => out.push(Row {
-                profile_id: None,
-                id_type: type_name,
-                id_value: info.value,
-                status: STATUS_REJECTED,
-                reason: Some(&rej.reason),
-                rule: Some(rej.rule),
-                linked: None,
-                source: info.source,
-                row_key: info.row_key,
-                first: info.first_ts,
-                last: info.last_ts,
-            }),
-            None => {
-                let pid = &pid_of_root[&uf.find(i)];
-                out.push(Row {
-                    profile_id: Some(pid),
-                    id_type: type_name,
-                    id_value: info.value,
-                    status: STATUS_LINKED,
-                    reason: None,
-                    rule: None,
-                    linked: None,
-                    source: info.source,
-                    row_key: info.row_key,
-                    first: info.first_ts,
-                    last: info.last_ts,
-                });
-            }
-        }
-    }
-    for &(group, hub, x) in &applied {
-        let (xi, hi, g) = (
-            &ids[x as usize],
-            &ids[hub as usize],
-            &groups[group as usize],
-        );
-        let pid = &pid_of_root[&uf.find(x)];
+    for i in 0..g.len() as u32 {
+        let ev = g.evidence[i as usize];
+        let (first, last) = (g.first_ts[i as usize], g.last_ts[i as usize]);
+        let rejection = g.rejection(i);
         out.push(Row {
-            profile_id: Some(pid),
-            id_type: type_names[xi.type_idx as usize],
-            id_value: xi.value,
+            profile_id: rejection.is_none().then(|| pid_of(i)),
+            id_type: g.type_name(i),
+            id_value: g.value(i),
+            status: if rejection.is_some() {
+                STATUS_REJECTED
+            } else {
+                STATUS_LINKED
+            },
+            reason: rejection.map(|r| r.reason.as_str()),
+            rule: rejection.map(|r| r.rule),
+            linked: None,
+            source: g.source(ev),
+            row_key: g.row_key(ev),
+            first: (first != NO_FIRST).then_some(first),
+            last: (last != NO_LAST).then_some(last),
+        });
+    }
+    for e in &applied {
+        let ts = g.group_ts[e.group as usize];
+        out.push(Row {
+            profile_id: Some(pid_of(e.other)),
+            id_type: g.type_name(e.other),
+            id_value: g.value(e.other),
             status: STATUS_LINK,
             reason: None,
             rule: None,
-            linked: Some((type_names[hi.type_idx as usize], hi.value)),
-            source: g.source,
-            row_key: g.row_key,
-            first: g.ts,
-            last: g.ts,
+            linked: Some((g.type_name(e.hub), g.value(e.hub))),
+            source: g.source(e.group),
+            row_key: g.row_key(e.group),
+            first: (ts != NO_FIRST).then_some(ts),
+            last: (ts != NO_FIRST).then_some(ts),
         });
     }
-    for rej in &link_rejections {
-        let (x, hub, g) = (
-            &ids[rej.id as usize],
-            &ids[rej.linked as usize],
-            &groups[rej.group as usize],
-        );
+    for (e, rule, reason) in &link_rejections {
+        let ts = g.group_ts[e.group as usize];
         out.push(Row {
             profile_id: None,
-            id_type: type_names[x.type_idx as usize],
-            id_value: x.value,
+            id_type: g.type_name(e.other),
+            id_value: g.value(e.other),
             status: STATUS_REJECTED,
-            reason: Some(&rej.reason),
-            rule: Some(rej.rule),
-            linked: Some((type_names[hub.type_idx as usize], hub.value)),
-            source: g.source,
-            row_key: g.row_key,
-            first: g.ts,
-            last: g.ts,
+            reason: Some(reason),
+            rule: Some(rule),
+            linked: Some((g.type_name(e.hub), g.value(e.hub))),
+            source: g.source(e.group),
+            row_key: g.row_key(e.group),
+            first: (ts != NO_FIRST).then_some(ts),
+            last: (ts != NO_FIRST).then_some(ts),
         });
     }
     for (old, new, reason, at) in previous
@@ -556,7 +226,7 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules, previous: &Previous) -> R
         .chain(
             new_redirects
                 .iter()
-                .map(|(o, n, r)| (*o, n.as_str(), *r, Some(previous.now))),
+                .map(|(o, n, r)| (o.as_str(), n.as_str(), *r, Some(previous.now))),
         )
     {
         out.push(Row {
@@ -576,263 +246,238 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules, previous: &Previous) -> R
     out.finish()
 }
 
-/// What the previous run decided, so profile ids survive reruns.
-#[derive(Debug, Default)]
-pub struct Previous {
-    /// id_type → id_value → profile id.
-    profiles: HashMap<String, HashMap<String, String>>,
-    /// profile id → when its earliest identifier was first seen.
-    first_seen: HashMap<String, i64>,
-    /// Every earlier redirect: (old, new, reason, changed_at), carried on.
-    pub redirects: Vec<(String, String, String, Option<i64>)>,
-    /// The time stamped on this run's redirects (µs).
-    pub now: i64,
+/// Working memory [`resolve`] needs for `rows` occurrences beyond the input
+/// columns, in bytes (an estimate from the sizes of its arrays, used to
+/// fail early with a clear message instead of being killed).
+pub fn memory_estimate(rows: usize) -> usize {
+    // members and edges (8 + 16 per row), identifier and group columns
+    // with their hash tables (about 60 per row at half as many keys as
+    // rows), union-find, limit lists and roots (about 24 per row), and
+    // the output builders (about 90 per row).
+    rows * (8 + 16 + 60 + 24 + 90)
 }
 
-impl Previous {
-    pub fn empty(now: i64) -> Self {
-        Self {
-            now,
-            ..Self::default()
-        }
-    }
-
-    /// Reads the previous output: rows `(profile_id, id_type, id_value,
-    /// status, reason, linked_value, first_seen_at)` with status `linked`
-    /// or `redirect`.
-    pub fn from_batches(batches: &[RecordBatch], now: i64) -> Result<Self> {
-        let mut p = Self::empty(now);
-        for b in batches {
-            let text = |i: usize| datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8);
-            let cols = (0..6)
-                .map(text)
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let cols: Vec<_> = cols.iter().map(|c| c.as_string::<i32>()).collect();
-            let ts = datafusion::arrow::compute::cast(
-                b.column(6),
-                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            )?;
-            let ts = ts.as_primitive::<TimestampMicrosecondType>();
-            let get =
-                |c: usize, r: usize| (!cols[c].is_null(r)).then(|| cols[c].value(r).to_owned());
-            for r in 0..b.num_rows() {
-                let (Some(pid), Some(t), Some(v), Some(status)) =
-                    (get(0, r), get(1, r), get(2, r), get(3, r))
-                else {
-                    continue;
-                };
-                let when = (!ts.is_null(r)).then(|| ts.value(r));
-                if status == STATUS_REDIRECT {
-                    p.redirects
-                        .push((v, pid, get(4, r).unwrap_or_default(), when));
-                    continue;
-                }
-                if let Some(w) = when {
-                    let e = p.first_seen.entry(pid.clone()).or_insert(w);
-                    *e = (*e).min(w);
-                }
-                p.profiles.entry(t).or_default().insert(v, pid);
-            }
-        }
-        Ok(p)
-    }
-
-    fn profile_of(&self, id_type: &str, value: &str) -> Option<&str> {
-        self.profiles.get(id_type)?.get(value).map(String::as_str)
-    }
-}
-
-/// A change of profile id made by this run: `(old, new, reason)`.
-type Redirect<'a> = (&'a str, String, &'static str);
-
-/// Profile ids for this run's sets (by root), kept from the previous run:
-/// a previous id goes to the set holding most of its identifiers (a split
-/// leaves it with the largest part); a set that gets several previous ids
-/// (a merge) keeps the oldest and redirects the others; a new set gets an
-/// id derived from its representative that no earlier profile ever had.
-/// Returns the ids and this run's redirects `(old, new, reason)`.
-fn stable_ids<'a>(
-    roots: &[u32],
-    root_key: &dyn Fn(u32) -> (&'a str, &'a str),
-    old_of: &[(u32, &'a str)],
-    previous: &'a Previous,
-) -> (HashMap<u32, String>, Vec<Redirect<'a>>) {
-    let mut counts: HashMap<(&str, u32), u32> = HashMap::new();
-    for &(root, old) in old_of {
-        *counts.entry((old, root)).or_default() += 1;
-    }
-    // Winner per previous id: most identifiers, then the smaller key.
-    let mut winner: HashMap<&str, (u32, u32)> = HashMap::new();
-    for (&(old, root), &n) in &counts {
-        let better = winner.get(old).is_none_or(|&(r, m)| {
-            (n, std::cmp::Reverse(root_key(root))) > (m, std::cmp::Reverse(root_key(r)))
-        });
-        if better {
-            winner.insert(old, (root, n));
-        }
-    }
-    let mut won: HashMap<u32, Vec<&str>> = HashMap::new();
-    for (&old, &(root, _)) in &winner {
-        won.entry(root).or_default().push(old);
-    }
-    let mut taken: std::collections::HashSet<String> = previous
-        .profiles
-        .values()
-        .flat_map(|m| m.values().cloned())
-        .collect();
-    taken.extend(
-        previous
-            .redirects
-            .iter()
-            .flat_map(|(o, n, _, _)| [o.clone(), n.clone()]),
-    );
-    let mut ids: HashMap<u32, String> = HashMap::new();
-    let mut redirects = Vec::new();
-    let mut fresh = Vec::new();
-    for &root in roots {
-        match won.get_mut(&root) {
-            Some(olds) => {
-                olds.sort_by_key(|o| {
-                    (previous.first_seen.get(*o).copied().unwrap_or(i64::MAX), *o)
-                });
-                for other in &olds[1..] {
-                    redirects.push((*other, olds[0].to_owned(), "merge"));
-                }
-                ids.insert(root, olds[0].to_owned());
-            }
-            None => fresh.push(root),
-        }
-    }
-    fresh.sort_by_key(|&r| root_key(r));
-    for root in fresh {
-        let (t, v) = root_key(root);
-        let mut pid = profile_id(t, v);
-        let mut n = 1;
-        while taken.contains(&pid) {
-            pid = profile_id(t, &format!("{v}#{n}"));
-            n += 1;
-        }
-        taken.insert(pid.clone());
-        ids.insert(root, pid);
-    }
-    let mut splits: Vec<(&str, u32)> = counts
-        .keys()
-        .filter(|(old, root)| winner.get(old).is_some_and(|(w, _)| w != root))
-        .map(|&(old, root)| (old, root))
-        .collect();
-    splits.sort_by_key(|&(old, root)| (old, root_key(root)));
-    for (old, root) in splits {
-        redirects.push((old, ids[&root].clone(), "split"));
-    }
-    (ids, redirects)
-}
-
-/// Would joining two sets holding `a` and `b` (members of limited types)
-/// break a limit? Returns the rule and a reason.
-fn limit_violation(
-    a: &[u32],
-    b: &[u32],
-    ids: &[IdInfo],
-    rules: &[&Rule],
-    names: &[&str],
-) -> Option<(&'static str, String)> {
-    if a.is_empty() || b.is_empty() {
-        return None;
-    }
-    let mut types: Vec<u16> = a
+/// Rule 2: an identifier seen beside two different values of a
+/// one-per-profile type (a family iPad, a shared cookie) is rejected.
+fn reject_shared_identifiers(g: &mut Graph) {
+    let exclusive: Vec<bool> = g
+        .type_rules
         .iter()
-        .chain(b)
-        .map(|&m| ids[m as usize].type_idx)
+        .map(|r| r.max_per_profile == Some(1))
         .collect();
-    types.sort_unstable();
-    types.dedup();
-    for t in types {
-        let rule = rules[t as usize];
-        let of_type = |s: &[u32]| {
-            s.iter()
+    if !exclusive.contains(&true) {
+        return;
+    }
+    let mut anchor_seen: Vec<u32> = vec![NONE; g.len()];
+    let mut anchors: Vec<u32> = Vec::new();
+    let members = std::mem::take(&mut g.members);
+    for_each_group(&members, |_, group| {
+        anchors.clear();
+        anchors.extend(
+            group
+                .iter()
                 .copied()
-                .filter(|&m| ids[m as usize].type_idx == t)
-                .collect::<Vec<_>>()
+                .filter(|&m| exclusive[g.id_type[m as usize] as usize] && g.is_live(m)),
+        );
+        for &a in &anchors {
+            for &x in group {
+                if !g.is_live(x) || g.id_type[x as usize] == g.id_type[a as usize] {
+                    continue;
+                }
+                let prev = anchor_seen[x as usize];
+                if prev == NONE {
+                    anchor_seen[x as usize] = a;
+                } else if prev != a && g.id_type[prev as usize] == g.id_type[a as usize] {
+                    let reason = format!(
+                        "shared identifier: seen with {} '{}' and {} '{}'",
+                        g.type_name(prev),
+                        g.value(prev),
+                        g.type_name(a),
+                        g.value(a)
+                    );
+                    g.reject(
+                        x,
+                        Rejection {
+                            reason,
+                            rule: "shared_identifier",
+                        },
+                    );
+                }
+            }
+        }
+    });
+    g.members = members;
+}
+
+/// Rule 3: an identifier linked to more distinct identifiers than its
+/// type's `max_links` (a kiosk, a `team@` inbox) is quarantined.
+fn reject_super_connectors(g: &mut Graph) {
+    if g.type_rules.iter().all(|r| r.max_links.is_none()) {
+        return;
+    }
+    let members = std::mem::take(&mut g.members);
+    // Occurrence counts bound the distinct neighbours from above: only
+    // identifiers over their limit by that bound are counted exactly.
+    let mut bound: Vec<u32> = vec![0; g.len()];
+    for_each_group(&members, |_, group| {
+        let live = group.iter().filter(|&&m| g.is_live(m)).count() as u32;
+        for &m in group {
+            bound[m as usize] = bound[m as usize].saturating_add(live.saturating_sub(1));
+        }
+    });
+    let suspect = |m: u32| {
+        g.is_live(m)
+            && g.rule(m)
+                .max_links
+                .is_some_and(|max| bound[m as usize] as usize > max)
+    };
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    for_each_group(&members, |_, group| {
+        for &a in group {
+            if suspect(a) {
+                pairs.extend(
+                    group
+                        .iter()
+                        .filter(|&&b| b != a && g.is_live(b))
+                        .map(|&b| (a, b)),
+                );
+            }
+        }
+    });
+    drop(bound);
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut i = 0;
+    while i < pairs.len() {
+        let a = pairs[i].0;
+        let n = pairs[i..].iter().take_while(|p| p.0 == a).count();
+        if let Some(max) = g.rule(a).max_links
+            && n > max
+        {
+            g.reject(
+                a,
+                Rejection {
+                    reason: format!("super-connector: linked to {n} identifiers (max_links {max})"),
+                    rule: "max_links",
+                },
+            );
+        }
+        i += n;
+    }
+    g.members = members;
+}
+
+/// A link between two identifiers of one row group.
+#[derive(Clone, Copy)]
+struct Edge {
+    /// The priority of the weaker end (links are applied strongest first).
+    priority: i64,
+    /// The group's place in (time, source, row key) order.
+    rank: u32,
+    group: u32,
+    hub: u32,
+    other: u32,
+}
+
+/// Links: a star around the strongest live member of each group, in the
+/// order they are applied: strongest first, then by event time (ties broken
+/// by source, row key and value, so the input order never matters).
+fn ordered_edges(g: &Graph) -> Vec<Edge> {
+    let mut edges: Vec<Edge> = Vec::new();
+    let mut live: Vec<u32> = Vec::new();
+    for_each_group(&g.members, |group, members| {
+        live.clear();
+        live.extend(members.iter().copied().filter(|&m| g.is_live(m)));
+        let Some(&hub) = live
+            .iter()
+            .min_by_key(|&&m| (g.rule(m).priority, g.type_name(m), g.value(m)))
+        else {
+            return;
         };
-        let (in_a, in_b) = (of_type(a), of_type(b));
-        if in_a.is_empty() || in_b.is_empty() {
+        for &x in &live {
+            if x != hub {
+                edges.push(Edge {
+                    priority: g.rule(hub).priority.max(g.rule(x).priority),
+                    rank: NONE,
+                    group,
+                    hub,
+                    other: x,
+                });
+            }
+        }
+    });
+    // Rank the groups that carry links by (time, source, row key).
+    let mut linked_groups: Vec<u32> = edges.iter().map(|e| e.group).collect();
+    linked_groups.dedup();
+    linked_groups.sort_unstable_by(|&a, &b| {
+        g.group_ts[a as usize]
+            .cmp(&g.group_ts[b as usize])
+            .then_with(|| (g.source(a), g.row_key(a)).cmp(&(g.source(b), g.row_key(b))))
+    });
+    let mut rank: Vec<u32> = vec![NONE; g.group_ts.len()];
+    for (r, &group) in linked_groups.iter().enumerate() {
+        rank[group as usize] = r as u32;
+    }
+    drop(linked_groups);
+    for e in &mut edges {
+        e.rank = rank[e.group as usize];
+    }
+    drop(rank);
+    edges.sort_unstable_by(|a, b| {
+        (a.priority, a.rank)
+            .cmp(&(b.priority, b.rank))
+            .then_with(|| {
+                (g.value(a.other), g.type_name(a.other))
+                    .cmp(&(g.value(b.other), g.type_name(b.other)))
+            })
+    });
+    edges
+}
+
+type LinkRejection = (Edge, &'static str, String);
+
+/// Rule 4: joins sets along `edges` in order; a link that would give a
+/// profile more values of a type than `max_per_profile`, or than
+/// `max_per_window` first seen within `window_days`, is rejected and
+/// reported with the row that carried it; the profile itself stays.
+fn join_within_limits(g: &Graph, edges: &[Edge]) -> (UnionFind, Vec<Edge>, Vec<LinkRejection>) {
+    let mut uf = UnionFind::new(g.len());
+    let mut held = Held::new(g);
+    let mut applied = Vec::new();
+    let mut rejected = Vec::new();
+    for e in edges {
+        let (rh, rx) = (uf.find(e.hub), uf.find(e.other));
+        if rh == rx {
             continue;
         }
-        let name = names[t as usize];
-        if let Some(max) = rule.max_per_profile
-            && in_a.len() + in_b.len() > max
-        {
-            let reason = if max == 1 {
-                format!(
-                    "link would merge {name} '{}' with {name} '{}'",
-                    ids[in_a[0] as usize].value, ids[in_b[0] as usize].value
-                )
-            } else {
-                format!(
-                    "link would give the profile {} {name} values (max_per_profile {max})",
-                    in_a.len() + in_b.len()
-                )
-            };
-            let rule_name = if max == 1 {
-                "one_exclusive_per_profile"
-            } else {
-                "max_per_profile"
-            };
-            return Some((rule_name, reason));
-        }
-        if let Some((max, days)) = rule.window {
-            let mut times: Vec<i64> = in_a
-                .iter()
-                .chain(&in_b)
-                .filter_map(|&m| ids[m as usize].first_ts)
-                .collect();
-            times.sort_unstable();
-            let span = days * DAY_US;
-            let crowded = (0..times.len()).any(|i| {
-                times[i..]
-                    .iter()
-                    .take_while(|&&t| t - times[i] < span)
-                    .count()
-                    > max
-            });
-            if crowded {
-                return Some((
-                    "max_per_window",
-                    format!(
-                        "link would give the profile more than {max} {name} values first seen within {days} days"
-                    ),
-                ));
+        match held.violation(g, rh, rx) {
+            Some((rule, reason)) => rejected.push((*e, rule, reason)),
+            None => {
+                applied.push(*e);
+                let root = uf.union(rh, rx);
+                held.join(root, if root == rh { rx } else { rh });
             }
         }
     }
-    None
+    (uf, applied, rejected)
 }
 
-/// Calls `f(group, members)` for each run of equal groups in sorted pairs.
-fn for_each_group(members: &[(u32, u32)], mut f: impl FnMut(u32, &[u32])) {
+/// Calls `f(group, members)` for each run of one group in sorted
+/// `group << 32 | id` pairs.
+fn for_each_group(members: &[u64], mut f: impl FnMut(u32, &[u32])) {
     let mut buf = Vec::new();
     let mut start = 0;
     while start < members.len() {
-        let group = members[start].0;
-        let mut end = start;
+        let group = (members[start] >> 32) as u32;
         buf.clear();
-        while end < members.len() && members[end].0 == group {
-            buf.push(members[end].1);
+        let mut end = start;
+        while end < members.len() && (members[end] >> 32) as u32 == group {
+            buf.push(members[end] as u32);
             end += 1;
         }
         f(group, &buf);
         start = end;
     }
-}
-
-/// A stable profile id: FNV-1a of the representative identifier.
-pub fn profile_id(id_type: &str, id_value: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id_type.bytes().chain([0x1f]).chain(id_value.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("p_{h:016x}")
 }
 
 struct Row<'r> {
@@ -921,6 +566,10 @@ pub(crate) fn occurrences(rows: &[(&str, &str, i64, &str, &str)]) -> RecordBatch
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use datafusion::arrow::array::{Array, AsArray};
+
     use super::*;
 
     /// (id_type, id_value) → profile_id or "REJECTED".

@@ -9,7 +9,9 @@
 //! for the rules and the output columns.
 //!
 //! The work happens when the plan executes (not when it is planned), on a
-//! blocking thread, over the inputs collected from all partitions.
+//! blocking thread, over the inputs collected from all partitions. Its
+//! working memory is reserved from the session's memory pool first, so past
+//! `--memory-limit` it stops with a message saying how much it needs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use datafusion::common::{DataFusionError, TableReference, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
+use datafusion::execution::memory_pool::MemoryConsumer;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::expressions::Column;
@@ -35,7 +38,9 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::identity::resolve::{INPUT_COLUMNS, Previous, input_schema, output_schema, resolve};
+use crate::identity::resolve::{
+    INPUT_COLUMNS, Previous, input_schema, memory_estimate, output_schema, resolve,
+};
 use crate::identity::rules::{RULE_COLUMNS, Rules};
 
 /// Rows per output batch.
@@ -294,7 +299,21 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                 }
                 None => Previous::empty(now),
             };
-            let batches = collect(occurrences, context).await?;
+            let batches = collect(occurrences, Arc::clone(&context)).await?;
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            let input: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+            let need = input + memory_estimate(rows);
+            let reservation =
+                MemoryConsumer::new("resolve_identities").register(context.memory_pool());
+            reservation.try_grow(need).map_err(|e| {
+                DataFusionError::ResourcesExhausted(format!(
+                    "resolve_identities needs about {} MiB for {rows} identifier occurrences \
+                     ({} MiB of input), more than the memory limit leaves \
+                     (--memory-limit / PROFILEDB_MEMORY_LIMIT): {e}",
+                    need >> 20,
+                    input >> 20
+                ))
+            })?;
             let target = input_schema();
             let batches = batches
                 .iter()
@@ -311,11 +330,16 @@ impl ExecutionPlan for ResolveIdentitiesExec {
             let out = tokio::task::spawn_blocking(move || resolve(&batches, &rules, &previous))
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))??;
+            reservation.resize(out.get_array_memory_size());
             let chunks: Vec<Result<RecordBatch>> = (0..out.num_rows())
                 .step_by(BATCH_ROWS)
                 .map(|start| Ok(out.slice(start, BATCH_ROWS.min(out.num_rows() - start))))
                 .collect();
-            Ok::<_, DataFusionError>(futures::stream::iter(chunks))
+            // The output stays reserved until the stream is dropped.
+            Ok::<_, DataFusionError>(futures::stream::iter(chunks).map(move |chunk| {
+                let _held = &reservation;
+                chunk
+            }))
         };
         let stream = futures::stream::once(work)
             .map(|r| match r {

@@ -1,0 +1,105 @@
+//! Dense `u32` ids for keys that live elsewhere (in Arrow string arrays).
+//!
+//! The table stores only ids; each id's 64-bit hash is kept beside it so a
+//! lookup compares hashes before touching key bytes and growing the table
+//! never re-reads a key. Keys are compared by a caller-supplied closure, so
+//! nothing is copied out of the input columns.
+
+use std::hash::{BuildHasher, Hasher};
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+
+#[derive(Default)]
+pub struct Interner {
+    table: HashTable<u32>,
+    hashes: Vec<u64>,
+}
+
+impl Interner {
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            table: HashTable::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// The id of the key with `hash` for which `same(id)` holds; a new id
+    /// (the next dense one) when there is none. Returns `(id, is_new)`.
+    pub fn intern(&mut self, hash: u64, same: impl Fn(u32) -> bool) -> (u32, bool) {
+        let hashes = &self.hashes;
+        let next = hashes.len() as u32;
+        let entry = self.table.entry(
+            hash,
+            |&id| hashes[id as usize] == hash && same(id),
+            |&id| hashes[id as usize],
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => (*e.get(), false),
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(next);
+                self.hashes.push(hash);
+                (next, true)
+            }
+        }
+    }
+
+    /// The id of an existing key, if any.
+    pub fn find(&self, hash: u64, same: impl Fn(u32) -> bool) -> Option<u32> {
+        self.table
+            .find(hash, |&id| self.hashes[id as usize] == hash && same(id))
+            .copied()
+    }
+
+    /// Bytes held by the table and the hashes.
+    pub fn memory_size(&self) -> usize {
+        self.table.capacity() * (size_of::<u32>() + 1) + self.hashes.capacity() * size_of::<u64>()
+    }
+}
+
+/// The hash of `bytes` under `tag` (an identifier type, a source), the
+/// same in every process.
+pub fn hash_key(tag: u32, bytes: &[u8]) -> u64 {
+    let mut h = FixedState::with_seed(0x5eed_1d5).build_hasher();
+    h.write_u32(tag);
+    h.write(bytes);
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_keys_share_an_id_and_ids_are_dense() {
+        let keys = ["a", "b", "a", "c", "b"];
+        let mut interner = Interner::with_capacity(2);
+        let mut first: Vec<&str> = Vec::new();
+        let ids: Vec<u32> = keys
+            .iter()
+            .map(|k| {
+                let (id, new) =
+                    interner.intern(hash_key(0, k.as_bytes()), |id| first[id as usize] == *k);
+                if new {
+                    first.push(k);
+                }
+                id
+            })
+            .collect();
+        assert_eq!(ids, [0, 1, 0, 2, 1]);
+        assert_eq!(interner.len(), 3);
+        assert_eq!(
+            interner.find(hash_key(0, b"c"), |id| first[id as usize] == "c"),
+            Some(2)
+        );
+        assert_eq!(interner.find(hash_key(1, b"c"), |_| true), None);
+    }
+}

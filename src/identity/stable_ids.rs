@@ -1,0 +1,270 @@
+//! Profile ids that survive reruns: what the previous run decided, and how
+//! this run's sets inherit those ids (merges keep the oldest, splits give
+//! the id to the largest part, new profiles get ids no profile ever had).
+
+use std::collections::HashSet;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use datafusion::error::Result;
+
+use super::interner::{Interner, hash_key};
+
+/// Output status of a previous row that held a profile id (see `resolve`).
+const STATUS_LINKED: &str = super::resolve::STATUS_LINKED;
+const STATUS_REDIRECT: &str = super::resolve::STATUS_REDIRECT;
+
+/// What the previous run decided, kept in its own Arrow columns.
+#[derive(Default)]
+pub struct Previous {
+    /// Per batch: profile id, id type, id value.
+    columns: Vec<[StringArray; 3]>,
+    /// Rows of linked identifiers: `(batch << 32 | row, previous profile)`.
+    linked: Vec<(u64, u32)>,
+    /// Per previous profile: a row holding its id, and when its earliest
+    /// identifier was first seen.
+    pid_loc: Vec<u64>,
+    first_seen: Vec<i64>,
+    pids: Interner,
+    /// Every earlier redirect: (old, new, reason, changed_at), carried on.
+    pub redirects: Vec<(String, String, String, Option<i64>)>,
+    redirect_ids: HashSet<String>,
+    /// The time stamped on this run's redirects (µs).
+    pub now: i64,
+}
+
+impl Previous {
+    pub fn empty(now: i64) -> Self {
+        Self {
+            now,
+            ..Self::default()
+        }
+    }
+
+    /// Reads the previous output: rows `(profile_id, id_type, id_value,
+    /// status, reason, linked_value, first_seen_at)`; only `linked` and
+    /// `redirect` rows matter.
+    pub fn from_batches(batches: &[RecordBatch], now: i64) -> Result<Self> {
+        let mut p = Self::empty(now);
+        for b in batches {
+            let text = |i: usize| -> Result<StringArray> {
+                Ok(cast(b.column(i), &DataType::Utf8)?
+                    .as_string::<i32>()
+                    .clone())
+            };
+            let [pid, id_type, id_value, status, reason] =
+                [text(0)?, text(1)?, text(2)?, text(3)?, text(4)?];
+            let ts = cast(
+                b.column(6),
+                &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            )?;
+            let ts = ts.as_primitive::<TimestampMicrosecondType>();
+            let batch = p.columns.len() as u64;
+            for r in 0..b.num_rows() {
+                if pid.is_null(r) || id_type.is_null(r) || id_value.is_null(r) || status.is_null(r)
+                {
+                    continue;
+                }
+                let when = (!ts.is_null(r)).then(|| ts.value(r));
+                if status.value(r) == STATUS_REDIRECT {
+                    let (old, new) = (id_value.value(r).to_owned(), pid.value(r).to_owned());
+                    p.redirect_ids.insert(old.clone());
+                    p.redirect_ids.insert(new.clone());
+                    let why = if reason.is_null(r) {
+                        String::new()
+                    } else {
+                        reason.value(r).to_owned()
+                    };
+                    p.redirects.push((old, new, why, when));
+                    continue;
+                }
+                if status.value(r) != STATUS_LINKED {
+                    continue;
+                }
+                let name = pid.value(r);
+                let (index, new) = {
+                    let (columns, pid_loc) = (&p.columns, &p.pid_loc);
+                    p.pids.intern(hash_key(0, name.as_bytes()), |other| {
+                        let (ob, or) = split(pid_loc[other as usize]);
+                        let column = if ob == batch as usize {
+                            &pid
+                        } else {
+                            &columns[ob][0]
+                        };
+                        column.value(or) == name
+                    })
+                };
+                let at = (batch << 32) | r as u64;
+                if new {
+                    p.pid_loc.push(at);
+                    p.first_seen.push(i64::MAX);
+                }
+                if let Some(w) = when {
+                    let f = &mut p.first_seen[index as usize];
+                    *f = (*f).min(w);
+                }
+                p.linked.push((at, index));
+            }
+            p.columns.push([pid, id_type, id_value]);
+        }
+        Ok(p)
+    }
+
+    /// Number of previous profile ids.
+    pub fn len(&self) -> usize {
+        self.pid_loc.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pid_loc.is_empty()
+    }
+
+    /// The text of previous profile `index`.
+    pub fn name(&self, index: u32) -> &str {
+        let (b, r) = split(self.pid_loc[index as usize]);
+        self.columns[b][0].value(r)
+    }
+
+    /// `(id_type, id_value, previous profile)` of every linked identifier.
+    pub fn linked(&self) -> impl Iterator<Item = (&str, &str, u32)> {
+        self.linked.iter().map(|&(at, index)| {
+            let (b, r) = split(at);
+            let c = &self.columns[b];
+            (c[1].value(r), c[2].value(r), index)
+        })
+    }
+
+    /// Did any earlier run use this profile id?
+    fn was_used(&self, pid: &str) -> bool {
+        if self.is_empty() && self.redirect_ids.is_empty() {
+            return false;
+        }
+        self.redirect_ids.contains(pid)
+            || self
+                .pids
+                .find(hash_key(0, pid.as_bytes()), |i| self.name(i) == pid)
+                .is_some()
+    }
+}
+
+fn split(at: u64) -> (usize, usize) {
+    ((at >> 32) as usize, (at & 0xffff_ffff) as usize)
+}
+
+/// A change of profile id made by this run: `(old, new, reason)`.
+pub type Redirect = (String, String, &'static str);
+
+/// Profile ids for this run's sets.
+///
+/// - `roots`: the sets, by root id.
+/// - `root_key(root)`: the set's representative `(type, value)`.
+/// - `old_of`: `(previous profile, root)` for each identifier that had one.
+///
+/// A previous id goes to the set holding most of its identifiers (a split
+/// leaves it with the largest part); a set that gets several previous ids
+/// (a merge) keeps the oldest and redirects the others; a new set gets an
+/// id derived from its representative that no earlier profile ever had.
+/// Returns the profile id of each root (indexed like `roots`) and this
+/// run's redirects.
+pub fn stable_ids<'a>(
+    roots: &[u32],
+    root_key: impl Fn(u32) -> (&'a str, &'a str),
+    mut old_of: Vec<(u32, u32)>,
+    previous: &Previous,
+) -> (Vec<String>, Vec<Redirect>) {
+    old_of.sort_unstable();
+    // (old, root, identifiers) per distinct pair, sorted by old.
+    let mut counts: Vec<(u32, u32, u32)> = Vec::new();
+    for &(old, root) in &old_of {
+        match counts.last_mut() {
+            Some(last) if last.0 == old && last.1 == root => last.2 += 1,
+            _ => counts.push((old, root, 1)),
+        }
+    }
+    drop(old_of);
+    // Winner per previous id: most identifiers, then the smaller key.
+    let mut won: Vec<(u32, u32)> = Vec::new(); // (root, old)
+    let mut splits: Vec<(u32, u32)> = Vec::new(); // (old, root)
+    let mut i = 0;
+    while i < counts.len() {
+        let old = counts[i].0;
+        let mut j = i;
+        let mut best = i;
+        while j < counts.len() && counts[j].0 == old {
+            let (b, c) = (counts[best], counts[j]);
+            if (c.2, std::cmp::Reverse(root_key(c.1))) > (b.2, std::cmp::Reverse(root_key(b.1))) {
+                best = j;
+            }
+            j += 1;
+        }
+        won.push((counts[best].1, old));
+        splits.extend((i..j).filter(|&k| k != best).map(|k| (old, counts[k].1)));
+        i = j;
+    }
+    drop(counts);
+    won.sort_unstable();
+
+    let slot_of = |root: u32| roots.binary_search(&root).expect("a root");
+    let mut ids: Vec<String> = vec![String::new(); roots.len()];
+    let mut redirects = Vec::new();
+    let mut fresh = Vec::new();
+    let mut w = 0;
+    for (slot, &root) in roots.iter().enumerate() {
+        let start = w;
+        while w < won.len() && won[w].0 == root {
+            w += 1;
+        }
+        if start == w {
+            fresh.push(root);
+            continue;
+        }
+        let mut olds: Vec<u32> = won[start..w].iter().map(|&(_, old)| old).collect();
+        olds.sort_by_key(|&o| (previous.first_seen[o as usize], previous.name(o)));
+        let keep = previous.name(olds[0]).to_owned();
+        for &other in &olds[1..] {
+            redirects.push((previous.name(other).to_owned(), keep.clone(), "merge"));
+        }
+        ids[slot] = keep;
+    }
+    fresh.sort_by_key(|&r| root_key(r));
+    let mut assigned: hashbrown::HashSet<u64> = hashbrown::HashSet::with_capacity(fresh.len());
+    for root in fresh {
+        let (t, v) = root_key(root);
+        let mut h = profile_hash(t, v);
+        let mut n = 1;
+        while assigned.contains(&h) || previous.was_used(&render(h)) {
+            h = profile_hash(t, &format!("{v}#{n}"));
+            n += 1;
+        }
+        assigned.insert(h);
+        ids[slot_of(root)] = render(h);
+    }
+    splits.sort_by_key(|&(old, root)| (previous.name(old), root_key(root)));
+    for (old, root) in splits {
+        redirects.push((
+            previous.name(old).to_owned(),
+            ids[slot_of(root)].clone(),
+            "split",
+        ));
+    }
+    (ids, redirects)
+}
+
+/// A stable profile id: FNV-1a of the representative identifier.
+pub fn profile_id(id_type: &str, id_value: &str) -> String {
+    render(profile_hash(id_type, id_value))
+}
+
+fn profile_hash(id_type: &str, id_value: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id_type.bytes().chain([0x1f]).chain(id_value.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn render(hash: u64) -> String {
+    format!("p_{hash:016x}")
+}
