@@ -7,8 +7,10 @@
 //! input columns, so strings are never copied. `members` holds one
 //! `group << 32 | identifier` pair per occurrence.
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::TimestampMicrosecondType;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, RecordBatch, StringArray, StringViewArray,
+};
+use datafusion::arrow::datatypes::{DataType, TimestampMicrosecondType};
 use datafusion::error::{DataFusionError, Result};
 
 use super::interner::{Interner, hash_key};
@@ -26,11 +28,53 @@ pub struct Rejection {
     pub rule: &'static str,
 }
 
+/// A text column as it arrives: `Utf8`, or `Utf8View` (what Parquet scans
+/// produce), read in place rather than copied by a cast.
+#[derive(Clone, Copy)]
+pub enum Text<'a> {
+    Utf8(&'a StringArray),
+    View(&'a StringViewArray),
+}
+
+impl<'a> Text<'a> {
+    pub fn of(array: &'a ArrayRef) -> Result<Self> {
+        match array.data_type() {
+            DataType::Utf8 => Ok(Self::Utf8(array.as_string::<i32>())),
+            DataType::Utf8View => Ok(Self::View(array.as_string_view())),
+            other => Err(DataFusionError::Internal(format!(
+                "resolve_identities expects text columns, got {other}"
+            ))),
+        }
+    }
+
+    pub fn is_null(&self, row: usize) -> bool {
+        match self {
+            Self::Utf8(a) => a.is_null(row),
+            Self::View(a) => a.is_null(row),
+        }
+    }
+
+    pub fn value(&self, row: usize) -> &'a str {
+        match self {
+            Self::Utf8(a) => a.value(row),
+            Self::View(a) => a.value(row),
+        }
+    }
+
+    /// The value, `""` for null.
+    fn value_or_empty(&self, row: usize) -> &'a str {
+        if self.is_null(row) {
+            ""
+        } else {
+            self.value(row)
+        }
+    }
+}
+
 /// The input columns, one entry per batch.
 struct Columns<'a> {
-    source: Vec<&'a StringArray>,
-    row_key: Vec<&'a StringArray>,
-    id_value: Vec<&'a StringArray>,
+    row_key: Vec<Text<'a>>,
+    id_value: Vec<Text<'a>>,
 }
 
 fn loc(batch: usize, row: usize) -> u64 {
@@ -71,7 +115,6 @@ impl<'a> Graph<'a> {
     pub fn build(batches: &'a [RecordBatch], rules: &'a Rules) -> Result<Self> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let mut columns = Columns {
-            source: Vec::new(),
             row_key: Vec::new(),
             id_value: Vec::new(),
         };
@@ -82,9 +125,8 @@ impl<'a> Graph<'a> {
                     b.num_columns()
                 )));
             }
-            columns.source.push(b.column(0).as_string::<i32>());
-            columns.row_key.push(b.column(1).as_string::<i32>());
-            columns.id_value.push(b.column(4).as_string::<i32>());
+            columns.row_key.push(Text::of(b.column(1))?);
+            columns.id_value.push(Text::of(b.column(4))?);
         }
         let mut g = Graph {
             columns,
@@ -107,12 +149,12 @@ impl<'a> Graph<'a> {
         let mut groups = Interner::with_capacity(rows / 2);
         let mut ids = Interner::with_capacity(rows / 2);
         for (b, batch) in batches.iter().enumerate() {
-            let source = batch.column(0).as_string::<i32>();
-            let row_key = batch.column(1).as_string::<i32>();
+            let source = Text::of(batch.column(0))?;
+            let row_key = Text::of(batch.column(1))?;
             let ts = batch.column(2).as_primitive::<TimestampMicrosecondType>();
-            let id_type = batch.column(3).as_string::<i32>();
-            let id_value = batch.column(4).as_string::<i32>();
-            let reject = batch.column(5).as_string::<i32>();
+            let id_type = Text::of(batch.column(3))?;
+            let id_value = Text::of(batch.column(4))?;
+            let reject = Text::of(batch.column(5))?;
             for row in 0..batch.num_rows() {
                 if id_type.is_null(row) || id_value.is_null(row) {
                     continue;
@@ -121,12 +163,7 @@ impl<'a> Graph<'a> {
                 if t as usize == g.type_rules.len() {
                     g.type_rules.push(rules.get(g.type_names[t as usize]));
                 }
-                let src = if source.is_null(row) {
-                    ""
-                } else {
-                    source.value(row)
-                };
-                let src = tag(&mut g.source_names, src);
+                let src = tag(&mut g.source_names, source.value_or_empty(row));
                 let when = if ts.is_null(row) {
                     None
                 } else {
@@ -182,7 +219,7 @@ impl<'a> Graph<'a> {
                         let first = g.first_ts[i];
                         let earlier = w < first
                             || (w == first
-                                && (g.source_names[src as usize], row_key_or_empty(row_key, row))
+                                && (g.source_names[src as usize], row_key.value_or_empty(row))
                                     < (g.source(g.evidence[i]), g.row_key(g.evidence[i])));
                         if earlier {
                             g.first_ts[i] = w;
@@ -255,7 +292,7 @@ impl<'a> Graph<'a> {
     /// The group's row key; `""` for a row that had none.
     pub fn row_key(&self, group: u32) -> &'a str {
         let (b, r) = split(self.group_loc[group as usize]);
-        row_key_or_empty(self.columns.row_key[b], r)
+        self.columns.row_key[b].value_or_empty(r)
     }
 
     /// The id of `(type, value)`, if it occurred.
@@ -273,14 +310,6 @@ impl<'a> Graph<'a> {
             + self.id_type.capacity() * (2 + 8 + 8 + 8 + 4 + 4)
             + self.group_loc.capacity() * (2 + 8 + 8)
             + self.members.capacity() * 8
-    }
-}
-
-fn row_key_or_empty(column: &StringArray, row: usize) -> &str {
-    if column.is_null(row) {
-        ""
-    } else {
-        column.value(row)
     }
 }
 

@@ -1,8 +1,8 @@
 //! Dense `u32` ids for keys that live elsewhere (in Arrow string arrays).
 //!
-//! The table stores only ids; each id's 64-bit hash is kept beside it so a
-//! lookup compares hashes before touching key bytes and growing the table
-//! never re-reads a key. Keys are compared by a caller-supplied closure, so
+//! Each table entry is an id with 32 bits of its key's hash, so a lookup
+//! compares hashes before touching key bytes (one cache miss fewer); the
+//! full hashes are kept aside so growing the table never re-reads a key. Keys are compared by a caller-supplied closure, so
 //! nothing is copied out of the input columns.
 
 use std::hash::{BuildHasher, Hasher};
@@ -12,7 +12,8 @@ use hashbrown::HashTable;
 
 #[derive(Default)]
 pub struct Interner {
-    table: HashTable<u32>,
+    /// `fingerprint << 32 | id`.
+    table: HashTable<u64>,
     hashes: Vec<u64>,
 }
 
@@ -37,15 +38,16 @@ impl Interner {
     pub fn intern(&mut self, hash: u64, same: impl Fn(u32) -> bool) -> (u32, bool) {
         let hashes = &self.hashes;
         let next = hashes.len() as u32;
+        let print = hash >> 32;
         let entry = self.table.entry(
             hash,
-            |&id| hashes[id as usize] == hash && same(id),
-            |&id| hashes[id as usize],
+            |&e| e >> 32 == print && same(e as u32),
+            |&e| hashes[(e as u32) as usize],
         );
         match entry {
-            hashbrown::hash_table::Entry::Occupied(e) => (*e.get(), false),
+            hashbrown::hash_table::Entry::Occupied(e) => (*e.get() as u32, false),
             hashbrown::hash_table::Entry::Vacant(e) => {
-                e.insert(next);
+                e.insert((print << 32) | u64::from(next));
                 self.hashes.push(hash);
                 (next, true)
             }
@@ -54,14 +56,15 @@ impl Interner {
 
     /// The id of an existing key, if any.
     pub fn find(&self, hash: u64, same: impl Fn(u32) -> bool) -> Option<u32> {
+        let print = hash >> 32;
         self.table
-            .find(hash, |&id| self.hashes[id as usize] == hash && same(id))
-            .copied()
+            .find(hash, |&e| e >> 32 == print && same(e as u32))
+            .map(|&e| e as u32)
     }
 
     /// Bytes held by the table and the hashes.
     pub fn memory_size(&self) -> usize {
-        self.table.capacity() * (size_of::<u32>() + 1) + self.hashes.capacity() * size_of::<u64>()
+        self.table.capacity() * (size_of::<u64>() + 1) + self.hashes.capacity() * size_of::<u64>()
     }
 }
 

@@ -95,12 +95,24 @@ pub fn output_schema() -> SchemaRef {
 
 /// Resolves identities; `batches` must have [`input_schema`].
 pub fn resolve(batches: &[RecordBatch], rules: &Rules, previous: &Previous) -> Result<RecordBatch> {
+    let clock = std::time::Instant::now();
+    let phase = |name: &str| {
+        tracing::debug!(
+            phase = name,
+            seconds = clock.elapsed().as_secs_f64(),
+            "resolve"
+        )
+    };
     let mut g = Graph::build(batches, rules)?;
+    phase("graph");
     reject_shared_identifiers(&mut g);
     reject_super_connectors(&mut g);
+    phase("rejections");
     let edges = ordered_edges(&g);
+    phase("edges");
     let (mut uf, applied, link_rejections) = join_within_limits(&g, &edges);
     drop(edges);
+    phase("union");
 
     // Sets, by root, and their representatives: the strongest
     // one-per-profile value, else the earliest-seen identifier.
@@ -151,12 +163,13 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules, previous: &Previous) -> R
         }
     }
     let (pids, new_redirects) = stable_ids(&roots, root_key, old_of, previous);
-    let pid_of = |id: u32| {
-        let slot = roots
-            .binary_search(&root_of[id as usize])
-            .expect("a live identifier has a root");
-        pids[slot].as_str()
-    };
+    phase("profile ids");
+    // The profile id of each root, by root (reusing `representative`).
+    let mut slot_of = representative;
+    for (slot, &root) in roots.iter().enumerate() {
+        slot_of[root as usize] = slot as u32;
+    }
+    let pid_of = |id: u32| pids[slot_of[root_of[id as usize] as usize] as usize].as_str();
 
     let mut out = OutputBuilder::new(
         g.len()
@@ -243,7 +256,9 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules, previous: &Previous) -> R
             last: at,
         });
     }
-    out.finish()
+    let out = out.finish();
+    phase("output");
+    out
 }
 
 /// Working memory [`resolve`] needs for `rows` occurrences beyond the input

@@ -54,8 +54,14 @@ impl Default for Rule {
 impl Rule {
     /// Why `value` is not an identifier, if it is not: `(rule, reason)`.
     pub fn blocked(&self, value: &str) -> Option<(&'static str, String)> {
-        let v = value.trim().to_lowercase();
-        if self.blocked_values.contains(&v) {
+        let trimmed = value.trim();
+        let v: std::borrow::Cow<str> =
+            if trimmed.bytes().any(|b| b.is_ascii_uppercase()) || !trimmed.is_ascii() {
+                trimmed.to_lowercase().into()
+            } else {
+                trimmed.into()
+            };
+        if self.blocked_values.iter().any(|b| *b == *v) {
             return Some(("blocked_values", format!("blocked value {value:?}")));
         }
         if let Some(p) = &self.blocked_pattern

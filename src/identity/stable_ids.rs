@@ -216,7 +216,7 @@ pub fn stable_ids<'a>(
             w += 1;
         }
         if start == w {
-            fresh.push(root);
+            fresh.push(slot);
             continue;
         }
         let mut olds: Vec<u32> = won[start..w].iter().map(|&(_, old)| old).collect();
@@ -227,10 +227,10 @@ pub fn stable_ids<'a>(
         }
         ids[slot] = keep;
     }
-    fresh.sort_by_key(|&r| root_key(r));
+    fresh.sort_by_key(|&slot| root_key(roots[slot]));
     let mut assigned: hashbrown::HashSet<u64> = hashbrown::HashSet::with_capacity(fresh.len());
-    for root in fresh {
-        let (t, v) = root_key(root);
+    for slot in fresh {
+        let (t, v) = root_key(roots[slot]);
         let mut h = profile_hash(t, v);
         let mut n = 1;
         while assigned.contains(&h) || previous.was_used(&render(h)) {
@@ -238,7 +238,7 @@ pub fn stable_ids<'a>(
             n += 1;
         }
         assigned.insert(h);
-        ids[slot_of(root)] = render(h);
+        ids[slot] = render(h);
     }
     splits.sort_by_key(|&(old, root)| (previous.name(old), root_key(root)));
     for (old, root) in splits {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, TableReference, plan_err};
@@ -288,6 +288,7 @@ impl ExecutionPlan for ResolveIdentitiesExec {
             let Some(occurrences) = occurrences else {
                 return plan_err!("ResolveIdentitiesExec has no input");
             };
+            let clock = std::time::Instant::now();
             let rules = match rules_plan {
                 Some(plan) => Rules::from_batches(&collect(plan, Arc::clone(&context)).await?)?,
                 None => Rules::builtin(),
@@ -299,7 +300,15 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                 }
                 None => Previous::empty(now),
             };
+            tracing::debug!(
+                seconds = clock.elapsed().as_secs_f64(),
+                "resolve_identities previous read"
+            );
             let batches = collect(occurrences, Arc::clone(&context)).await?;
+            tracing::debug!(
+                seconds = clock.elapsed().as_secs_f64(),
+                "resolve_identities input read"
+            );
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let input: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
             let need = input + memory_estimate(rows);
@@ -322,9 +331,22 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                         .fields()
                         .iter()
                         .zip(b.columns())
-                        .map(|(f, c)| cast(c, f.data_type()))
+                        .map(|(f, c)| match c.data_type() {
+                            // Text views are read in place (see identity::graph::Text).
+                            DataType::Utf8View => Ok(Arc::clone(c)),
+                            _ => cast(c, f.data_type()),
+                        })
                         .collect::<Result<Vec<_>, _>>()?;
-                    Ok(RecordBatch::try_new(Arc::clone(&target), columns)?)
+                    let fields: Vec<_> = target
+                        .fields()
+                        .iter()
+                        .zip(&columns)
+                        .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+                        .collect();
+                    Ok(RecordBatch::try_new(
+                        Arc::new(Schema::new(fields)),
+                        columns,
+                    )?)
                 })
                 .collect::<Result<Vec<_>>>()?;
             let out = tokio::task::spawn_blocking(move || resolve(&batches, &rules, &previous))
