@@ -8,7 +8,7 @@
 //! `group << 32 | identifier` pair per occurrence.
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, StringArray, StringViewArray,
+    Array, ArrayRef, AsArray, RecordBatch, StringArray, StringViewArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, TimestampMicrosecondType};
 use datafusion::error::{DataFusionError, Result};
@@ -106,152 +106,92 @@ pub struct Graph<'a> {
     group_loc: Vec<u64>,
     /// Earliest time of the group's rows ([`NO_FIRST`] if none).
     pub group_ts: Vec<i64>,
-    /// Sorted, distinct `group << 32 | id` pairs.
-    pub members: Vec<u64>,
+    pub members: Members,
 }
 
 impl<'a> Graph<'a> {
-    /// Interns the occurrences in `batches` (in the resolver's input schema).
+    /// Interns the occurrences in `batches` (in the resolver's input
+    /// schema). Row groups and identifiers are interned on two threads.
     pub fn build(batches: &'a [RecordBatch], rules: &'a Rules) -> Result<Self> {
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let mut columns = Columns {
-            row_key: Vec::new(),
-            id_value: Vec::new(),
-        };
-        for b in batches {
-            if b.num_columns() != 6 {
-                return Err(DataFusionError::Internal(format!(
-                    "resolve_identities expects 6 columns, got {}",
-                    b.num_columns()
-                )));
-            }
-            columns.row_key.push(Text::of(b.column(1))?);
-            columns.id_value.push(Text::of(b.column(4))?);
-        }
-        let mut g = Graph {
-            columns,
-            type_names: Vec::new(),
-            type_rules: Vec::new(),
-            source_names: Vec::new(),
-            id_type: Vec::with_capacity(rows / 2),
-            id_loc: Vec::with_capacity(rows / 2),
-            first_ts: Vec::with_capacity(rows / 2),
-            last_ts: Vec::with_capacity(rows / 2),
-            evidence: Vec::with_capacity(rows / 2),
-            rejected: Vec::with_capacity(rows / 2),
-            rejections: Vec::new(),
-            ids: Interner::default(),
-            group_source: Vec::with_capacity(rows / 2),
-            group_loc: Vec::with_capacity(rows / 2),
-            group_ts: Vec::with_capacity(rows / 2),
-            members: Vec::with_capacity(rows),
-        };
-        let mut groups = Interner::with_capacity(rows / 2);
-        let mut ids = Interner::with_capacity(rows / 2);
-        for (b, batch) in batches.iter().enumerate() {
-            let source = Text::of(batch.column(0))?;
-            let row_key = Text::of(batch.column(1))?;
-            let ts = batch.column(2).as_primitive::<TimestampMicrosecondType>();
-            let id_type = Text::of(batch.column(3))?;
-            let id_value = Text::of(batch.column(4))?;
-            let reject = Text::of(batch.column(5))?;
-            for row in 0..batch.num_rows() {
-                if id_type.is_null(row) || id_value.is_null(row) {
-                    continue;
-                }
-                let t = tag(&mut g.type_names, id_type.value(row));
-                if t as usize == g.type_rules.len() {
-                    g.type_rules.push(rules.get(g.type_names[t as usize]));
-                }
-                let src = tag(&mut g.source_names, source.value_or_empty(row));
-                let when = if ts.is_null(row) {
-                    None
-                } else {
-                    Some(ts.value(row))
-                };
-                let value = id_value.value(row);
-
-                let group = if row_key.is_null(row) {
-                    // Rows without a key link nothing: a group of their own.
-                    g.push_group(src, loc(b, row))
-                } else {
-                    let key = row_key.value(row);
-                    let hash = hash_key(u32::from(src), key.as_bytes());
-                    let (group, new) = groups.intern(hash, |other| {
-                        g.group_source[other as usize] == src && g.row_key(other) == key
-                    });
-                    if new {
-                        g.push_group(src, loc(b, row));
-                    }
-                    group
-                };
-                if let Some(w) = when {
-                    let t = &mut g.group_ts[group as usize];
-                    *t = (*t).min(w);
-                }
-
-                let hash = hash_key(u32::from(t), value.as_bytes());
-                let (id, new) = ids.intern(hash, |other| {
-                    g.id_type[other as usize] == t && g.value(other) == value
-                });
-                if new {
-                    g.id_type.push(t);
-                    g.id_loc.push(loc(b, row));
-                    g.first_ts.push(when.unwrap_or(NO_FIRST));
-                    g.last_ts.push(when.unwrap_or(NO_LAST));
-                    g.evidence.push(group);
-                    let blocked = g.type_rules[t as usize].blocked(value);
-                    let rejection = match (reject.is_null(row), blocked) {
-                        (false, _) => Some(Rejection {
-                            reason: reject.value(row).to_owned(),
-                            rule: "model",
-                        }),
-                        (true, Some((rule, reason))) => Some(Rejection { reason, rule }),
-                        (true, None) => None,
-                    };
-                    g.rejected.push(NONE);
-                    if let Some(r) = rejection {
-                        g.reject(id, r);
-                    }
-                } else {
-                    let i = id as usize;
-                    if let Some(w) = when {
-                        let first = g.first_ts[i];
-                        let earlier = w < first
-                            || (w == first
-                                && (g.source_names[src as usize], row_key.value_or_empty(row))
-                                    < (g.source(g.evidence[i]), g.row_key(g.evidence[i])));
-                        if earlier {
-                            g.first_ts[i] = w;
-                            g.evidence[i] = group;
-                        }
-                        g.last_ts[i] = g.last_ts[i].max(w);
-                    }
-                    if g.rejected[i] == NONE && !reject.is_null(row) {
-                        let reason = reject.value(row).to_owned();
-                        g.reject(
-                            id,
-                            Rejection {
-                                reason,
-                                rule: "model",
-                            },
-                        );
-                    }
-                }
-                g.members.push((u64::from(group) << 32) | u64::from(id));
+        let input = Input::new(batches)?;
+        let (groups, ids) = std::thread::scope(|s| {
+            let groups = s.spawn(|| GroupTable::build(&input));
+            let ids = IdTable::build(&input, rules);
+            (groups.join(), ids)
+        });
+        let groups = groups.map_err(|_| {
+            DataFusionError::Internal("resolve_identities: grouping rows panicked".into())
+        })??;
+        let ids = ids?;
+        // Members: identifiers by group (a counting sort), then each
+        // group's run sorted and made distinct, compacted in place.
+        let group_count = groups.loc.len();
+        let mut start = vec![0u32; group_count + 1];
+        for &g in &groups.of_row {
+            if g != NONE {
+                start[g as usize + 1] += 1;
             }
         }
-        g.ids = ids;
-        g.members.sort_unstable();
-        g.members.dedup();
-        Ok(g)
-    }
+        for i in 0..group_count {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut member_ids = vec![NONE; start[group_count] as usize];
+        for (&g, &id) in groups.of_row.iter().zip(&ids.of_row) {
+            if g != NONE {
+                member_ids[fill[g as usize] as usize] = id;
+                fill[g as usize] += 1;
+            }
+        }
+        drop(fill);
+        let mut out = 0usize;
+        let mut from = 0usize;
+        for g in 0..group_count {
+            let end = start[g + 1] as usize;
+            let run = &mut member_ids[from..end];
+            run.sort_unstable();
+            let mut kept = 0;
+            for k in 0..run.len() {
+                if k == 0 || run[k] != run[k - 1] {
+                    run[kept] = run[k];
+                    kept += 1;
+                }
+            }
+            member_ids.copy_within(from..from + kept, out);
+            start[g] = out as u32;
+            out += kept;
+            from = end;
+        }
+        start[group_count] = out as u32;
+        member_ids.truncate(out);
+        member_ids.shrink_to_fit();
 
-    fn push_group(&mut self, source: u16, at: u64) -> u32 {
-        self.group_source.push(source);
-        self.group_loc.push(at);
-        self.group_ts.push(NO_FIRST);
-        (self.group_loc.len() - 1) as u32
+        let evidence = ids
+            .evidence_row
+            .iter()
+            .map(|&row| groups.of_row[row as usize])
+            .collect();
+        Ok(Graph {
+            columns: input.columns,
+            type_names: ids.type_names,
+            type_rules: ids.type_rules,
+            source_names: groups.source_names,
+            id_type: ids.id_type,
+            id_loc: ids.loc,
+            first_ts: ids.first_ts,
+            last_ts: ids.last_ts,
+            evidence,
+            rejected: ids.rejected,
+            rejections: ids.rejections,
+            ids: ids.interner,
+            group_source: groups.source,
+            group_loc: groups.loc,
+            group_ts: groups.ts,
+            members: Members {
+                start,
+                ids: member_ids,
+            },
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -309,7 +249,265 @@ impl<'a> Graph<'a> {
         self.ids.memory_size()
             + self.id_type.capacity() * (2 + 8 + 8 + 8 + 4 + 4)
             + self.group_loc.capacity() * (2 + 8 + 8)
-            + self.members.capacity() * 8
+            + self.members.ids.capacity() * 4
+            + self.members.start.capacity() * 4
+    }
+}
+
+/// The identifiers of each row group, distinct, in id order (CSR form).
+#[derive(Default)]
+pub struct Members {
+    start: Vec<u32>,
+    ids: Vec<u32>,
+}
+
+impl Members {
+    /// Calls `f(group, members)` for each group with members.
+    pub fn for_each(&self, mut f: impl FnMut(u32, &[u32])) {
+        for g in 0..self.start.len().saturating_sub(1) {
+            let run = &self.ids[self.start[g] as usize..self.start[g + 1] as usize];
+            if !run.is_empty() {
+                f(g as u32, run);
+            }
+        }
+    }
+}
+
+/// The input batches with the global row numbering both tables use.
+struct Input<'a> {
+    batches: &'a [RecordBatch],
+    columns: Columns<'a>,
+    /// First global row of each batch.
+    offsets: Vec<usize>,
+    rows: usize,
+}
+
+/// One batch's columns, as the row loops read them.
+struct RowColumns<'a> {
+    source: Text<'a>,
+    row_key: Text<'a>,
+    ts: &'a TimestampMicrosecondArray,
+    id_type: Text<'a>,
+    id_value: Text<'a>,
+    reject: Text<'a>,
+}
+
+impl<'a> Input<'a> {
+    fn new(batches: &'a [RecordBatch]) -> Result<Self> {
+        let mut columns = Columns {
+            row_key: Vec::new(),
+            id_value: Vec::new(),
+        };
+        let mut offsets = Vec::with_capacity(batches.len());
+        let mut rows = 0;
+        for b in batches {
+            if b.num_columns() != 6 {
+                return Err(DataFusionError::Internal(format!(
+                    "resolve_identities expects 6 columns, got {}",
+                    b.num_columns()
+                )));
+            }
+            columns.row_key.push(Text::of(b.column(1))?);
+            columns.id_value.push(Text::of(b.column(4))?);
+            offsets.push(rows);
+            rows += b.num_rows();
+        }
+        if rows >= NONE as usize {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "resolve_identities takes at most {} occurrences per run, got {rows}",
+                NONE - 1
+            )));
+        }
+        Ok(Self {
+            batches,
+            columns,
+            offsets,
+            rows,
+        })
+    }
+
+    /// Calls `f(global row, batch, row, columns)` for every row with an
+    /// identifier (type and value present).
+    fn for_each_row(&self, mut f: impl FnMut(usize, usize, usize, &RowColumns<'a>)) -> Result<()> {
+        for (b, batch) in self.batches.iter().enumerate() {
+            let c = RowColumns {
+                source: Text::of(batch.column(0))?,
+                row_key: Text::of(batch.column(1))?,
+                ts: batch.column(2).as_primitive::<TimestampMicrosecondType>(),
+                id_type: Text::of(batch.column(3))?,
+                id_value: Text::of(batch.column(4))?,
+                reject: Text::of(batch.column(5))?,
+            };
+            for row in 0..batch.num_rows() {
+                if !c.id_type.is_null(row) && !c.id_value.is_null(row) {
+                    f(self.offsets[b] + row, b, row, &c);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `(source, row key)` of a global row: the evidence tie-break.
+    fn source_and_key(&self, global: usize) -> (&'a str, &'a str) {
+        let b = self.offsets.partition_point(|&o| o <= global) - 1;
+        let row = global - self.offsets[b];
+        let source = Text::of(self.batches[b].column(0))
+            .map(|t| t.value_or_empty(row))
+            .unwrap_or("");
+        (source, self.columns.row_key[b].value_or_empty(row))
+    }
+}
+
+/// Row groups keyed by `(source, row_key)`.
+struct GroupTable<'a> {
+    source_names: Vec<&'a str>,
+    source: Vec<u16>,
+    loc: Vec<u64>,
+    ts: Vec<i64>,
+    /// The group of each global row ([`NONE`] for rows without identifier).
+    of_row: Vec<u32>,
+}
+
+impl<'a> GroupTable<'a> {
+    fn build(input: &Input<'a>) -> Result<Self> {
+        let n = input.rows / 2;
+        let mut t = GroupTable {
+            source_names: Vec::new(),
+            source: Vec::with_capacity(n),
+            loc: Vec::with_capacity(n),
+            ts: Vec::with_capacity(n),
+            of_row: Vec::new(),
+        };
+        let mut of_row = vec![NONE; input.rows];
+        let mut interner = Interner::with_capacity(n);
+        input.for_each_row(|global, b, row, c| {
+            let src = tag(&mut t.source_names, c.source.value_or_empty(row));
+            let group = if c.row_key.is_null(row) {
+                // Rows without a key link nothing: a group of their own.
+                t.push(src, loc(b, row))
+            } else {
+                let key = c.row_key.value(row);
+                let hash = hash_key(u32::from(src), key.as_bytes());
+                let (group, new) = interner.intern(hash, |other| {
+                    let (ob, or) = split(t.loc[other as usize]);
+                    t.source[other as usize] == src && input.columns.row_key[ob].value(or) == key
+                });
+                if new {
+                    t.push(src, loc(b, row));
+                }
+                group
+            };
+            if !c.ts.is_null(row) {
+                let ts = &mut t.ts[group as usize];
+                *ts = (*ts).min(c.ts.value(row));
+            }
+            of_row[global] = group;
+        })?;
+        t.of_row = of_row;
+        Ok(t)
+    }
+
+    fn push(&mut self, source: u16, at: u64) -> u32 {
+        self.source.push(source);
+        self.loc.push(at);
+        self.ts.push(NO_FIRST);
+        (self.loc.len() - 1) as u32
+    }
+}
+
+/// Identifiers keyed by `(type, value)`, with what is known of each.
+struct IdTable<'a> {
+    type_names: Vec<&'a str>,
+    type_rules: Vec<&'a Rule>,
+    id_type: Vec<u16>,
+    loc: Vec<u64>,
+    first_ts: Vec<i64>,
+    last_ts: Vec<i64>,
+    /// The global row of the earliest occurrence.
+    evidence_row: Vec<u32>,
+    rejected: Vec<u32>,
+    rejections: Vec<Rejection>,
+    interner: Interner,
+    /// The identifier of each global row ([`NONE`] for none).
+    of_row: Vec<u32>,
+}
+
+impl<'a> IdTable<'a> {
+    fn build(input: &Input<'a>, rules: &'a Rules) -> Result<Self> {
+        let n = input.rows / 2;
+        let mut t = IdTable {
+            type_names: Vec::new(),
+            type_rules: Vec::new(),
+            id_type: Vec::with_capacity(n),
+            loc: Vec::with_capacity(n),
+            first_ts: Vec::with_capacity(n),
+            last_ts: Vec::with_capacity(n),
+            evidence_row: Vec::with_capacity(n),
+            rejected: Vec::with_capacity(n),
+            rejections: Vec::new(),
+            interner: Interner::default(),
+            of_row: Vec::new(),
+        };
+        let mut of_row = vec![NONE; input.rows];
+        let mut interner = Interner::with_capacity(n);
+        input.for_each_row(|global, b, row, c| {
+            let ty = tag(&mut t.type_names, c.id_type.value(row));
+            if ty as usize == t.type_rules.len() {
+                t.type_rules.push(rules.get(t.type_names[ty as usize]));
+            }
+            let value = c.id_value.value(row);
+            let when = (!c.ts.is_null(row)).then(|| c.ts.value(row));
+            let hash = hash_key(u32::from(ty), value.as_bytes());
+            let (id, new) = interner.intern(hash, |other| {
+                let (ob, or) = split(t.loc[other as usize]);
+                t.id_type[other as usize] == ty && input.columns.id_value[ob].value(or) == value
+            });
+            let i = id as usize;
+            let model_rejection = (!c.reject.is_null(row)).then(|| Rejection {
+                reason: c.reject.value(row).to_owned(),
+                rule: "model",
+            });
+            if new {
+                t.id_type.push(ty);
+                t.loc.push(loc(b, row));
+                t.first_ts.push(when.unwrap_or(NO_FIRST));
+                t.last_ts.push(when.unwrap_or(NO_LAST));
+                t.evidence_row.push(global as u32);
+                t.rejected.push(NONE);
+                let rejection = model_rejection.or_else(|| {
+                    t.type_rules[ty as usize]
+                        .blocked(value)
+                        .map(|(rule, reason)| Rejection { reason, rule })
+                });
+                if let Some(r) = rejection {
+                    t.rejected[i] = t.rejections.len() as u32;
+                    t.rejections.push(r);
+                }
+            } else {
+                if let Some(w) = when {
+                    let first = t.first_ts[i];
+                    let earlier = w < first
+                        || (w == first
+                            && input.source_and_key(global)
+                                < input.source_and_key(t.evidence_row[i] as usize));
+                    if earlier {
+                        t.first_ts[i] = w;
+                        t.evidence_row[i] = global as u32;
+                    }
+                    t.last_ts[i] = t.last_ts[i].max(w);
+                }
+                if let Some(r) = model_rejection
+                    && t.rejected[i] == NONE
+                {
+                    t.rejected[i] = t.rejections.len() as u32;
+                    t.rejections.push(r);
+                }
+            }
+            of_row[global] = id;
+        })?;
+        t.interner = interner;
+        t.of_row = of_row;
+        Ok(t)
     }
 }
 

@@ -94,7 +94,11 @@ pub fn output_schema() -> SchemaRef {
 }
 
 /// Resolves identities; `batches` must have [`input_schema`].
-pub fn resolve(batches: &[RecordBatch], rules: &Rules, previous: &Previous) -> Result<RecordBatch> {
+pub fn resolve(
+    batches: &[RecordBatch],
+    rules: &Rules,
+    previous: &Previous,
+) -> Result<Vec<RecordBatch>> {
     let clock = std::time::Instant::now();
     let phase = |name: &str| {
         tracing::debug!(
@@ -171,94 +175,116 @@ pub fn resolve(batches: &[RecordBatch], rules: &Rules, previous: &Previous) -> R
     }
     let pid_of = |id: u32| pids[slot_of[root_of[id as usize] as usize] as usize].as_str();
 
-    let mut out = OutputBuilder::new(
-        g.len()
-            + link_rejections.len()
-            + applied.len()
-            + previous.redirects.len()
-            + new_redirects.len(),
-    );
-    for i in 0..g.len() as u32 {
-        let ev = g.evidence[i as usize];
-        let (first, last) = (g.first_ts[i as usize], g.last_ts[i as usize]);
-        let rejection = g.rejection(i);
-        out.push(Row {
-            profile_id: rejection.is_none().then(|| pid_of(i)),
-            id_type: g.type_name(i),
-            id_value: g.value(i),
-            status: if rejection.is_some() {
-                STATUS_REJECTED
-            } else {
-                STATUS_LINKED
-            },
-            reason: rejection.map(|r| r.reason.as_str()),
-            rule: rejection.map(|r| r.rule),
-            linked: None,
-            source: g.source(ev),
-            row_key: g.row_key(ev),
-            first: (first != NO_FIRST).then_some(first),
-            last: (last != NO_LAST).then_some(last),
+    // Output on two threads: identifiers split in halves; the links and
+    // redirects go with the first half.
+    let half = g.len() as u32 / 2;
+    let id_rows = |out: &mut OutputBuilder, range: std::ops::Range<u32>| -> Result<()> {
+        for i in range {
+            let ev = g.evidence[i as usize];
+            let (first, last) = (g.first_ts[i as usize], g.last_ts[i as usize]);
+            let rejection = g.rejection(i);
+            out.push(Row {
+                profile_id: rejection.is_none().then(|| pid_of(i)),
+                id_type: g.type_name(i),
+                id_value: g.value(i),
+                status: if rejection.is_some() {
+                    STATUS_REJECTED
+                } else {
+                    STATUS_LINKED
+                },
+                reason: rejection.map(|r| r.reason.as_str()),
+                rule: rejection.map(|r| r.rule),
+                linked: None,
+                source: g.source(ev),
+                row_key: g.row_key(ev),
+                first: (first != NO_FIRST).then_some(first),
+                last: (last != NO_LAST).then_some(last),
+            })?;
+        }
+        Ok(())
+    };
+    let (first_half, second_half) = std::thread::scope(|s| {
+        let second = s.spawn(|| {
+            let mut out = OutputBuilder::new(g.len() - half as usize);
+            id_rows(&mut out, half..g.len() as u32)?;
+            out.finish()
         });
-    }
-    for e in &applied {
-        let ts = g.group_ts[e.group as usize];
-        out.push(Row {
-            profile_id: Some(pid_of(e.other)),
-            id_type: g.type_name(e.other),
-            id_value: g.value(e.other),
-            status: STATUS_LINK,
-            reason: None,
-            rule: None,
-            linked: Some((g.type_name(e.hub), g.value(e.hub))),
-            source: g.source(e.group),
-            row_key: g.row_key(e.group),
-            first: (ts != NO_FIRST).then_some(ts),
-            last: (ts != NO_FIRST).then_some(ts),
-        });
-    }
-    for (e, rule, reason) in &link_rejections {
-        let ts = g.group_ts[e.group as usize];
-        out.push(Row {
-            profile_id: None,
-            id_type: g.type_name(e.other),
-            id_value: g.value(e.other),
-            status: STATUS_REJECTED,
-            reason: Some(reason),
-            rule: Some(rule),
-            linked: Some((g.type_name(e.hub), g.value(e.hub))),
-            source: g.source(e.group),
-            row_key: g.row_key(e.group),
-            first: (ts != NO_FIRST).then_some(ts),
-            last: (ts != NO_FIRST).then_some(ts),
-        });
-    }
-    for (old, new, reason, at) in previous
-        .redirects
-        .iter()
-        .map(|(o, n, r, t)| (o.as_str(), n.as_str(), r.as_str(), *t))
-        .chain(
-            new_redirects
+        let first = (|| {
+            let mut out = OutputBuilder::new(
+                half as usize
+                    + link_rejections.len()
+                    + applied.len()
+                    + previous.redirects.len()
+                    + new_redirects.len(),
+            );
+            id_rows(&mut out, 0..half)?;
+            for e in &applied {
+                let ts = g.group_ts[e.group as usize];
+                out.push(Row {
+                    profile_id: Some(pid_of(e.other)),
+                    id_type: g.type_name(e.other),
+                    id_value: g.value(e.other),
+                    status: STATUS_LINK,
+                    reason: None,
+                    rule: None,
+                    linked: Some((g.type_name(e.hub), g.value(e.hub))),
+                    source: g.source(e.group),
+                    row_key: g.row_key(e.group),
+                    first: (ts != NO_FIRST).then_some(ts),
+                    last: (ts != NO_FIRST).then_some(ts),
+                })?;
+            }
+            for (e, rule, reason) in &link_rejections {
+                let ts = g.group_ts[e.group as usize];
+                out.push(Row {
+                    profile_id: None,
+                    id_type: g.type_name(e.other),
+                    id_value: g.value(e.other),
+                    status: STATUS_REJECTED,
+                    reason: Some(reason),
+                    rule: Some(rule),
+                    linked: Some((g.type_name(e.hub), g.value(e.hub))),
+                    source: g.source(e.group),
+                    row_key: g.row_key(e.group),
+                    first: (ts != NO_FIRST).then_some(ts),
+                    last: (ts != NO_FIRST).then_some(ts),
+                })?;
+            }
+            for (old, new, reason, at) in previous
+                .redirects
                 .iter()
-                .map(|(o, n, r)| (o.as_str(), n.as_str(), *r, Some(previous.now))),
-        )
-    {
-        out.push(Row {
-            profile_id: Some(new),
-            id_type: "profile_id",
-            id_value: old,
-            status: STATUS_REDIRECT,
-            reason: Some(reason),
-            rule: None,
-            linked: None,
-            source: "",
-            row_key: "",
-            first: at,
-            last: at,
-        });
-    }
-    let out = out.finish();
+                .map(|(o, n, r, t)| (o.as_str(), n.as_str(), r.as_str(), *t))
+                .chain(
+                    new_redirects
+                        .iter()
+                        .map(|(o, n, r)| (o.as_str(), n.as_str(), *r, Some(previous.now))),
+                )
+            {
+                out.push(Row {
+                    profile_id: Some(new),
+                    id_type: "profile_id",
+                    id_value: old,
+                    status: STATUS_REDIRECT,
+                    reason: Some(reason),
+                    rule: None,
+                    linked: None,
+                    source: "",
+                    row_key: "",
+                    first: at,
+                    last: at,
+                })?;
+            }
+            out.finish()
+        })();
+        (first, second.join())
+    });
+    let second_half = second_half.map_err(|_| {
+        datafusion::error::DataFusionError::Internal("resolve_identities: output panicked".into())
+    })?;
+    let mut out = first_half?;
+    out.extend(second_half?);
     phase("output");
-    out
+    Ok(out)
 }
 
 /// Working memory [`resolve`] needs for `rows` occurrences beyond the input
@@ -286,7 +312,7 @@ fn reject_shared_identifiers(g: &mut Graph) {
     let mut anchor_seen: Vec<u32> = vec![NONE; g.len()];
     let mut anchors: Vec<u32> = Vec::new();
     let members = std::mem::take(&mut g.members);
-    for_each_group(&members, |_, group| {
+    members.for_each(|_, group| {
         anchors.clear();
         anchors.extend(
             group
@@ -334,7 +360,7 @@ fn reject_super_connectors(g: &mut Graph) {
     // Occurrence counts bound the distinct neighbours from above: only
     // identifiers over their limit by that bound are counted exactly.
     let mut bound: Vec<u32> = vec![0; g.len()];
-    for_each_group(&members, |_, group| {
+    members.for_each(|_, group| {
         let live = group.iter().filter(|&&m| g.is_live(m)).count() as u32;
         for &m in group {
             bound[m as usize] = bound[m as usize].saturating_add(live.saturating_sub(1));
@@ -347,7 +373,7 @@ fn reject_super_connectors(g: &mut Graph) {
                 .is_some_and(|max| bound[m as usize] as usize > max)
     };
     let mut pairs: Vec<(u32, u32)> = Vec::new();
-    for_each_group(&members, |_, group| {
+    members.for_each(|_, group| {
         for &a in group {
             if suspect(a) {
                 pairs.extend(
@@ -400,7 +426,7 @@ struct Edge {
 fn ordered_edges(g: &Graph) -> Vec<Edge> {
     let mut edges: Vec<Edge> = Vec::new();
     let mut live: Vec<u32> = Vec::new();
-    for_each_group(&g.members, |group, members| {
+    g.members.for_each(|group, members| {
         live.clear();
         live.extend(members.iter().copied().filter(|&m| g.is_live(m)));
         let Some(&hub) = live
@@ -477,24 +503,6 @@ fn join_within_limits(g: &Graph, edges: &[Edge]) -> (UnionFind, Vec<Edge>, Vec<L
     (uf, applied, rejected)
 }
 
-/// Calls `f(group, members)` for each run of one group in sorted
-/// `group << 32 | id` pairs.
-fn for_each_group(members: &[u64], mut f: impl FnMut(u32, &[u32])) {
-    let mut buf = Vec::new();
-    let mut start = 0;
-    while start < members.len() {
-        let group = (members[start] >> 32) as u32;
-        buf.clear();
-        let mut end = start;
-        while end < members.len() && (members[end] >> 32) as u32 == group {
-            buf.push(members[end] as u32);
-            end += 1;
-        }
-        f(group, &buf);
-        start = end;
-    }
-}
-
 struct Row<'r> {
     profile_id: Option<&'r str>,
     id_type: &'r str,
@@ -509,24 +517,32 @@ struct Row<'r> {
     last: Option<i64>,
 }
 
+/// Rows per output batch: small builders that are reused, rather than one
+/// huge batch grown by copying.
+pub const BATCH_ROWS: usize = 64 * 1024;
+
 struct OutputBuilder {
     strings: Vec<StringBuilder>,
     first: TimestampMicrosecondBuilder,
     last: TimestampMicrosecondBuilder,
+    rows: usize,
+    done: Vec<RecordBatch>,
 }
 
 impl OutputBuilder {
-    fn new(capacity: usize) -> Self {
+    fn new(rows: usize) -> Self {
         Self {
             strings: (0..10)
-                .map(|_| StringBuilder::with_capacity(capacity, capacity * 8))
+                .map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16))
                 .collect(),
-            first: TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
-            last: TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
+            first: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC"),
+            last: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC"),
+            rows: 0,
+            done: Vec::with_capacity(rows / BATCH_ROWS + 1),
         }
     }
 
-    fn push(&mut self, r: Row) {
+    fn push(&mut self, r: Row) -> Result<()> {
         let s = &mut self.strings;
         s[0].append_option(r.profile_id);
         s[1].append_value(r.id_type);
@@ -540,9 +556,14 @@ impl OutputBuilder {
         s[9].append_option((!r.row_key.is_empty()).then_some(r.row_key));
         self.first.append_option(r.first);
         self.last.append_option(r.last);
+        self.rows += 1;
+        if self.rows == BATCH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
     }
 
-    fn finish(mut self) -> Result<RecordBatch> {
+    fn flush(&mut self) -> Result<()> {
         let mut columns: Vec<ArrayRef> = self
             .strings
             .iter_mut()
@@ -550,7 +571,17 @@ impl OutputBuilder {
             .collect();
         columns.push(Arc::new(self.first.finish()));
         columns.push(Arc::new(self.last.finish()));
-        Ok(RecordBatch::try_new(output_schema(), columns)?)
+        self.done
+            .push(RecordBatch::try_new(output_schema(), columns)?);
+        self.rows = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<RecordBatch>> {
+        if self.rows > 0 || self.done.is_empty() {
+            self.flush()?;
+        }
+        Ok(self.done)
     }
 }
 
@@ -587,9 +618,14 @@ mod tests {
 
     use super::*;
 
+    fn resolve_one(batches: &[RecordBatch]) -> RecordBatch {
+        let out = resolve(batches, &Rules::builtin(), &Previous::empty(0)).unwrap();
+        datafusion::arrow::compute::concat_batches(&output_schema(), &out).unwrap()
+    }
+
     /// (id_type, id_value) → profile_id or "REJECTED".
     fn run(rows: &[(&str, &str, i64, &str, &str)]) -> HashMap<(String, String), String> {
-        let out = resolve(&[occurrences(rows)], &Rules::builtin(), &Previous::empty(0)).unwrap();
+        let out = resolve_one(&[occurrences(rows)]);
         let pid = out.column(0).as_string::<i32>();
         let t = out.column(1).as_string::<i32>();
         let v = out.column(2).as_string::<i32>();
@@ -667,12 +703,7 @@ mod tests {
         ];
         let m = run(&rows);
         assert_ne!(m[&key("user_id", "u1")], m[&key("user_id", "u2")]);
-        let out = resolve(
-            &[occurrences(&rows)],
-            &Rules::builtin(),
-            &Previous::empty(0),
-        )
-        .unwrap();
+        let out = resolve_one(&[occurrences(&rows)]);
         let rule = out.column(5).as_string::<i32>();
         assert!(
             (0..out.num_rows())

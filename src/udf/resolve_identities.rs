@@ -43,9 +43,6 @@ use crate::identity::resolve::{
 };
 use crate::identity::rules::{RULE_COLUMNS, Rules};
 
-/// Rows per output batch.
-const BATCH_ROWS: usize = 64 * 1024;
-
 #[derive(Debug)]
 pub struct ResolveIdentitiesFunc;
 
@@ -352,11 +349,8 @@ impl ExecutionPlan for ResolveIdentitiesExec {
             let out = tokio::task::spawn_blocking(move || resolve(&batches, &rules, &previous))
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))??;
-            reservation.resize(out.get_array_memory_size());
-            let chunks: Vec<Result<RecordBatch>> = (0..out.num_rows())
-                .step_by(BATCH_ROWS)
-                .map(|start| Ok(out.slice(start, BATCH_ROWS.min(out.num_rows() - start))))
-                .collect();
+            reservation.resize(out.iter().map(RecordBatch::get_array_memory_size).sum());
+            let chunks: Vec<Result<RecordBatch>> = out.into_iter().map(Ok).collect();
             // The output stays reserved until the stream is dropped.
             Ok::<_, DataFusionError>(futures::stream::iter(chunks).map(move |chunk| {
                 let _held = &reservation;
