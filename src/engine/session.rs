@@ -269,6 +269,10 @@ impl Session {
                 self.set_default_schema(DEFAULT_SCHEMA);
                 Ok(Outcome::command("DISCARD ALL"))
             }
+            // Prepared statements live in the wire server's per-connection
+            // store, which drops a named one (see server::handler); ALL is
+            // accepted, and clients re-prepare under new names after it.
+            Statement::Deallocate { .. } => Ok(Outcome::command("DEALLOCATE")),
             other => Err(not_supported(&other.to_string())),
         }
     }

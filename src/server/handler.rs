@@ -92,7 +92,7 @@ fn to_response(outcome: Outcome, format: &Format) -> Response {
 
 #[async_trait]
 impl SimpleQueryHandler for Connection {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: pgwire::api::store::PortalStore,
@@ -106,6 +106,11 @@ impl SimpleQueryHandler for Connection {
         };
         let mut out = Vec::with_capacity(statements.len());
         for stmt in statements {
+            if let Statement::Deallocate { name, .. } = &stmt
+                && !name.value.eq_ignore_ascii_case("all")
+            {
+                pgwire::api::store::PortalStore::rm_statement(client.portal_store(), &name.value);
+            }
             match session.execute(stmt, None).await {
                 Ok(outcome) => out.push(to_response(outcome, &Format::UnifiedText)),
                 Err(e) => {

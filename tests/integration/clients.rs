@@ -1,0 +1,104 @@
+//! Real client libraries against a live server. The README test command
+//! installs them in a virtualenv and names its Python in
+//! `PROFILEDB_TEST_PYTHON`; each script prints JSON that is compared here
+//! with what tokio-postgres reads.
+
+use std::process::Command;
+
+use crate::support::{TestServer, generated_root, run_models};
+
+/// The virtualenv's Python that `scripts/test` prepared.
+fn python() -> String {
+    std::env::var("PROFILEDB_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "PROFILEDB_TEST_PYTHON is not set: run the README test command \
+             (./scripts/test), which installs the Python clients in a virtualenv"
+        )
+    })
+}
+
+fn run_script(script: &str, port: u16) -> serde_json::Value {
+    let path = format!("{}/tests/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python())
+        .arg(&path)
+        .arg(port.to_string())
+        .output()
+        .expect("run the client script");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_reads_identity_tables_like_tokio_postgres() {
+    let root = generated_root(1_000, 11).await;
+    run_models(root.path(), None).await;
+    let server = TestServer::start(root.path()).await;
+    let got = run_script("identity_psycopg.py", server.addr.port());
+
+    let client = server.client().await;
+    let profiles: i64 = client
+        .query_one("SELECT count(*) FROM profiles", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(got["profiles"], profiles);
+    let largest = client
+        .query_one(
+            "SELECT profile_id, count(*) AS n FROM identity_map \
+             GROUP BY profile_id ORDER BY n DESC, profile_id LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let pid: String = largest.get(0);
+    let size: i64 = largest.get(1);
+    assert_eq!(got["largest"], serde_json::json!([pid, size]));
+    assert_eq!(got["largest_ids"].as_array().unwrap().len() as i64, size);
+
+    // The explanation joins the first and last identifier of the profile,
+    // step by step, each step with its evidence row.
+    let steps = got["explain"].as_array().unwrap();
+    assert!(size < 2 || !steps.is_empty(), "{got}");
+    for step in steps {
+        assert!(step[5].is_string() && step[6].is_string(), "{step}");
+    }
+
+    let rejections = client
+        .query(
+            "SELECT rule, count(*) FROM identity_rejections GROUP BY rule ORDER BY rule",
+            &[],
+        )
+        .await
+        .unwrap();
+    let expected: Vec<serde_json::Value> = rejections
+        .iter()
+        .map(|r| serde_json::json!([r.get::<_, String>(0), r.get::<_, i64>(1)]))
+        .collect();
+    assert_eq!(got["rejections"], serde_json::Value::Array(expected));
+    assert!(!got["rejections"].as_array().unwrap().is_empty());
+
+    let row = client
+        .query_one(
+            "SELECT order_count, total_revenue FROM profiles WHERE profile_id = $1",
+            &[&pid],
+        )
+        .await
+        .unwrap();
+    let binary = &got["profile_binary"];
+    assert_eq!(binary[0], pid);
+    assert_eq!(binary[1], row.get::<_, i64>(0));
+    assert_eq!(binary[2].as_f64(), row.get::<_, Option<f64>>(1));
+    assert!(
+        binary[3].as_str().is_some_and(|t| t.contains("+00:00")),
+        "{binary}"
+    );
+
+    assert_eq!(got["error"], "42703");
+    assert_eq!(got["after_error"], 1);
+    server.stop().await;
+}
