@@ -9,6 +9,7 @@
 //!   identifiers and rows, union the members of each row, label each
 //!   identifier with its set. No rules, no evidence, no stable ids.
 //!
+#![allow(clippy::unwrap_used)]
 //! Each mode reads its Parquet first, untimed, and prints one JSON line:
 //! seconds from in-memory arrays to the in-memory result, and sizes.
 

@@ -198,6 +198,10 @@ impl<'a> Graph<'a> {
         self.id_type.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.id_type.is_empty()
+    }
+
     pub fn value(&self, id: u32) -> &'a str {
         let (b, r) = split(self.id_loc[id as usize]);
         self.columns.id_value[b].value(r)

@@ -71,7 +71,7 @@ impl Interner {
 /// The hash of `bytes` under `tag` (an identifier type, a source), the
 /// same in every process.
 pub fn hash_key(tag: u32, bytes: &[u8]) -> u64 {
-    let mut h = FixedState::with_seed(0x5eed_1d5).build_hasher();
+    let mut h = FixedState::with_seed(0x05ee_d1d5).build_hasher();
     h.write_u32(tag);
     h.write(bytes);
     h.finish()
