@@ -92,6 +92,15 @@ fn generate(links: u64, dir: &str) {
         ),
     ]));
     let mut edge_writer = ArrowWriter::try_new(edge_file, Arc::clone(&edge_schema), None).unwrap();
+    let mut flush = |occ: &mut Occurrences, edges: &mut (StringBuilder, StringBuilder)| {
+        occ_writer.write(&occ.finish()).unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&edge_schema),
+            vec![Arc::new(edges.0.finish()), Arc::new(edges.1.finish())],
+        )
+        .unwrap();
+        edge_writer.write(&batch).unwrap();
+    };
     while made < links {
         person += 1;
         let cookies: Vec<(&str, String)> = (0..1 + rng.below(4))
@@ -134,23 +143,11 @@ fn generate(links: u64, dir: &str) {
                 made += 1;
             }
             if occ.rows >= 1 << 16 {
-                occ_writer.write(&occ.finish()).unwrap();
-                let batch = RecordBatch::try_new(
-                    Arc::clone(&edge_schema),
-                    vec![Arc::new(edges.0.finish()), Arc::new(edges.1.finish())],
-                )
-                .unwrap();
-                edge_writer.write(&batch).unwrap();
+                flush(&mut occ, &mut edges);
             }
         }
     }
-    occ_writer.write(&occ.finish()).unwrap();
-    let batch = RecordBatch::try_new(
-        Arc::clone(&edge_schema),
-        vec![Arc::new(edges.0.finish()), Arc::new(edges.1.finish())],
-    )
-    .unwrap();
-    edge_writer.write(&batch).unwrap();
+    flush(&mut occ, &mut edges);
     occ_writer.close().unwrap();
     edge_writer.close().unwrap();
     println!("{{\"mode\":\"gen\",\"links\":{made},\"people\":{person},\"events\":{event}}}");

@@ -247,15 +247,6 @@ impl<'a> Graph<'a> {
             self.id_type[other as usize] == t && self.value(other) == value
         })
     }
-
-    /// Working memory beyond the input columns, in bytes.
-    pub fn memory_size(&self) -> usize {
-        self.ids.memory_size()
-            + self.id_type.capacity() * (2 + 8 + 8 + 8 + 4 + 4)
-            + self.group_loc.capacity() * (2 + 8 + 8)
-            + self.members.ids.capacity() * 4
-            + self.members.start.capacity() * 4
-    }
 }
 
 /// The identifiers of each row group, distinct, in id order (CSR form).

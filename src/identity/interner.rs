@@ -61,11 +61,6 @@ impl Interner {
             .find(hash, |&e| e >> 32 == print && same(e as u32))
             .map(|&e| e as u32)
     }
-
-    /// Bytes held by the table and the hashes.
-    pub fn memory_size(&self) -> usize {
-        self.table.capacity() * (size_of::<u64>() + 1) + self.hashes.capacity() * size_of::<u64>()
-    }
 }
 
 /// The hash of `bytes` under `tag` (an identifier type, a source), the

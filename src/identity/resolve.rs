@@ -218,37 +218,34 @@ pub fn resolve(
                     + new_redirects.len(),
             );
             id_rows(&mut out, 0..half)?;
-            for e in &applied {
+            // A link row: the edge, its evidence row and time.
+            let link_row = |e: &Edge, profile_id, status, reason, rule| {
                 let ts = g.group_ts[e.group as usize];
-                out.push(Row {
-                    profile_id: Some(pid_of(e.other)),
+                Row {
+                    profile_id,
                     id_type: g.type_name(e.other),
                     id_value: g.value(e.other),
-                    status: STATUS_LINK,
-                    reason: None,
-                    rule: None,
+                    status,
+                    reason,
+                    rule,
                     linked: Some((g.type_name(e.hub), g.value(e.hub))),
                     source: g.source(e.group),
                     row_key: g.row_key(e.group),
                     first: (ts != NO_FIRST).then_some(ts),
                     last: (ts != NO_FIRST).then_some(ts),
-                })?;
+                }
+            };
+            for e in &applied {
+                out.push(link_row(e, Some(pid_of(e.other)), STATUS_LINK, None, None))?;
             }
             for (e, rule, reason) in &link_rejections {
-                let ts = g.group_ts[e.group as usize];
-                out.push(Row {
-                    profile_id: None,
-                    id_type: g.type_name(e.other),
-                    id_value: g.value(e.other),
-                    status: STATUS_REJECTED,
-                    reason: Some(reason),
-                    rule: Some(rule),
-                    linked: Some((g.type_name(e.hub), g.value(e.hub))),
-                    source: g.source(e.group),
-                    row_key: g.row_key(e.group),
-                    first: (ts != NO_FIRST).then_some(ts),
-                    last: (ts != NO_FIRST).then_some(ts),
-                })?;
+                out.push(link_row(
+                    e,
+                    None,
+                    STATUS_REJECTED,
+                    Some(reason.as_str()),
+                    Some(*rule),
+                ))?;
             }
             for (old, new, reason, at) in previous
                 .redirects
