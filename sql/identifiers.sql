@@ -1,4 +1,6 @@
--- identifiers: one row per identifier seen in a source row.
+{{ config(materialized='incremental') }}
+-- identifiers: one row per identifier seen in a source row. Incremental:
+-- each run appends the rows of the raw files that arrived since the last.
 -- Identifiers that share (source, row_key) are linked by resolve_identities.
 -- Values that fail normalisation are kept, with reject_reason set, so they
 -- are reported in identity_rejections rather than dropped.

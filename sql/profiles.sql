@@ -19,7 +19,7 @@ latest_phone AS (
 ),
 crm AS (
     SELECT m.profile_id, c.first_name, c.last_name, c.birthday, c.city, c.country, c.consent_email,
-           row_number() OVER (PARTITION BY m.profile_id ORDER BY c.updated_at DESC, c.contact_id) AS rn
+           row_number() OVER (PARTITION BY m.profile_id ORDER BY c.updated_at DESC, c.contact_id, c.email, c.phone) AS rn
     FROM crm_contacts c
     JOIN identity_map m ON m.id_type = 'crm_contact_id' AND m.id_value = c.contact_id
 ),
@@ -54,11 +54,12 @@ base AS (
     LEFT JOIN activity a ON a.profile_id = p.profile_id
     LEFT JOIN purchases o ON o.profile_id = p.profile_id
 ),
+-- ties are broken by profile id, so equal input gives equal scores
 scored AS (
     SELECT b.*,
-           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY recency_days DESC) AS INT) END AS r_score,
-           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY order_count) AS INT) END AS f_score,
-           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY total_revenue) AS INT) END AS m_score
+           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY recency_days DESC, profile_id) AS INT) END AS r_score,
+           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY order_count, profile_id) AS INT) END AS f_score,
+           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY total_revenue, profile_id) AS INT) END AS m_score
     FROM base b
 )
 SELECT profile_id, user_id, email, phone, first_name, last_name, city, country, birthday, consent_email,

@@ -12,7 +12,7 @@ use crate::config::{self, DEFAULT_DATA, DEFAULT_LISTEN};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::generate::{GenerateOptions, generate};
-use crate::models::run::{Event, ModelStatus};
+use crate::models::run::{BuildMode, Event, ModelStatus, RunOptions};
 use crate::models::{self, dag};
 use crate::server::{self, ServerOptions};
 use crate::storage::{Storage, layout};
@@ -68,6 +68,9 @@ pub enum Command {
         /// (and what it reads), comma-separated.
         #[arg(long)]
         select: Option<String>,
+        /// Rebuild incremental models from all their input.
+        #[arg(long)]
+        full_refresh: bool,
     },
     /// Serve the PostgreSQL wire protocol.
     Serve {
@@ -117,9 +120,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             generate_data(&storage, people, seed, as_of.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { models, select } => {
+        Command::Run {
+            models,
+            select,
+            full_refresh,
+        } => {
             let engine = Engine::open_limited(&cli.data, cli.memory_limit).await?;
-            run_models(&engine, models.as_deref(), select.as_deref()).await
+            let options = RunOptions { full_refresh };
+            run_models(&engine, models.as_deref(), select.as_deref(), options).await
         }
         Command::Serve {
             listen,
@@ -143,7 +151,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("{} already holds raw data; not generating more", cli.data);
             }
             let engine = Engine::with_storage(storage, cli.memory_limit).await?;
-            let code = run_models(&engine, None, None).await?;
+            let code = run_models(&engine, None, None, RunOptions::default()).await?;
             if code != ExitCode::SUCCESS {
                 return Ok(code);
             }
@@ -186,6 +194,7 @@ async fn run_models(
     engine: &Arc<Engine>,
     dir: Option<&std::path::Path>,
     select: Option<&str>,
+    options: RunOptions,
 ) -> Result<ExitCode> {
     let models = match dir {
         Some(d) => models::load_dir(d)?,
@@ -194,7 +203,7 @@ async fn run_models(
     let nodes = dag::build(models)?;
     let selection = select.map(|s| dag::select(&nodes, s)).transpose()?;
     let bar = ProgressBar::new_spinner();
-    let report = models::run::run(engine, &nodes, selection.as_ref(), |event| match event {
+    let report = models::run::run(engine, &nodes, selection.as_ref(), options, |event| match event {
         Event::Started {
             model,
             index,
@@ -206,11 +215,16 @@ async fn run_models(
         Event::Finished(m) => {
             let line = match m.status {
                 ModelStatus::Built => format!(
-                    "  ok    {:<22} {:>12} rows {:>10} {:>8.2} s",
+                    "  ok    {:<22} {:>12} rows {:>10} {:>8.2} s{}",
                     m.model,
                     m.rows,
                     human_bytes(m.bytes),
-                    m.seconds
+                    m.seconds,
+                    match m.mode {
+                        BuildMode::Full => String::new(),
+                        BuildMode::Incremental => format!("  (incremental: +{} rows)", m.new_rows),
+                        BuildMode::Unchanged => "  (unchanged)".to_owned(),
+                    }
                 ),
                 ModelStatus::Failed => format!(
                     "  FAIL  {:<22} {}",

@@ -6,6 +6,7 @@
 //! after re-reading only the catalog files that changed. DDL is persisted
 //! first and then refreshed, so what a client created survives a restart.
 
+pub mod file_subset;
 pub mod oid;
 pub mod pg_catalog;
 pub mod pg_types;
@@ -23,7 +24,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CatalogError, Error, Result};
-use crate::storage::publish::{self, TablePointer};
+use crate::storage::publish::{self, InputFiles, TablePointer};
 use crate::storage::{Listed, Storage, layout};
 use views::{ViewDef, ViewProvider};
 
@@ -259,6 +260,31 @@ impl Catalog {
             pointer: Some(pointer),
             view: None,
         })
+    }
+
+    /// The files `name` (in the default schema) reads now: a raw source's
+    /// Parquet files, or a table's current version and files.
+    pub fn input_files(&self, name: &str) -> Option<InputFiles> {
+        let snap = self.snapshot();
+        let relation = snap.relation(DEFAULT_SCHEMA, name)?;
+        match relation.kind {
+            RelationKind::Source => {
+                let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
+                let source = sources.iter().find(|s| s.name == name)?;
+                Some(InputFiles {
+                    version: None,
+                    files: source.file_list.clone(),
+                })
+            }
+            RelationKind::Table => {
+                let pointer = relation.pointer.as_ref()?;
+                Some(InputFiles {
+                    version: Some(pointer.version.clone()),
+                    files: pointer.files.iter().map(|f| (f.clone(), 0)).collect(),
+                })
+            }
+            RelationKind::View => None,
+        }
     }
 
     /// Fails unless `schema` exists (or is a system schema).

@@ -29,6 +29,8 @@ pub struct SourceTable {
     pub name: String,
     pub schema: SchemaRef,
     pub files: usize,
+    /// Its Parquet files: `(path relative to the storage root, size)`.
+    pub file_list: Vec<(String, u64)>,
     pub provider: Arc<dyn TableProvider>,
 }
 
@@ -101,6 +103,7 @@ pub async fn load_sources(storage: &Storage) -> Result<Vec<SourceTable>> {
                     name: name.clone(),
                     schema: Arc::clone(&schema),
                     files: 0,
+                    file_list: Vec::new(),
                     provider: Arc::new(BrokenSource {
                         schema,
                         message: e.to_string(),
@@ -262,6 +265,7 @@ async fn load_source(storage: &Storage, name: &str) -> Result<Option<SourceTable
         name: name.to_owned(),
         schema: provider.schema(),
         files: files.len(),
+        file_list: files,
         provider,
     }))
 }

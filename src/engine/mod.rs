@@ -25,6 +25,11 @@ pub use session::{Outcome, Session};
 /// The catalog name DataFusion sees; also the PostgreSQL database name.
 pub const CATALOG_NAME: &str = "profiledb";
 
+/// Set on a session's configuration (as an extension) to make incremental
+/// work start over: `profiledb run --full-refresh`.
+#[derive(Debug, Default)]
+pub struct FullRefresh;
+
 #[derive(Debug)]
 pub struct Engine {
     storage: Storage,

@@ -22,6 +22,9 @@ pub const NONE: u32 = u32::MAX;
 pub const NO_FIRST: i64 = i64::MAX;
 pub const NO_LAST: i64 = i64::MIN;
 
+/// The rule of a rejection the model made (its `reject_reason`).
+pub const MODEL_RULE: &str = "model";
+
 /// Why an identifier was rejected: the rule and a readable reason.
 pub struct Rejection {
     pub reason: String,
@@ -460,7 +463,7 @@ impl<'a> IdTable<'a> {
             let i = id as usize;
             let model_rejection = (!c.reject.is_null(row)).then(|| Rejection {
                 reason: c.reject.value(row).to_owned(),
-                rule: "model",
+                rule: MODEL_RULE,
             });
             if new {
                 t.id_type.push(ty);

@@ -6,10 +6,13 @@
 //!   with every rejected identifier or link reported with its reason and
 //!   evidence; [`limits`] checks per-profile limits as sets join.
 //! - [`stable_ids`]: profile ids kept across runs, merges and splits.
+//! - [`incremental`]: after new rows land, only the components they reach
+//!   are resolved again.
 //! - [`rules`]: the rules table; [`junk`]: values that never link people.
 //! - [`union_find`]: disjoint sets over dense `u32` ids.
 
 pub mod graph;
+pub mod incremental;
 pub mod interner;
 pub mod junk;
 pub mod limits;

@@ -26,6 +26,12 @@
 //! Profile ids are derived from the profile's representative identifier (its
 //! value of a one-per-profile type if it has one, else its earliest-seen
 //! identifier), so the same input gives the same ids on every run.
+//!
+//! Every identifier row and link row also names its **component**: the set
+//! of identifiers joined by any row, before rules 2–4 cut it (blocked and
+//! model-rejected values belong to none). Rules only ever look inside a
+//! component, so a component that new rows do not reach resolves as before:
+//! that is what makes incremental runs possible (see [`super::incremental`]).
 
 use std::sync::Arc;
 
@@ -37,7 +43,7 @@ use super::graph::{Graph, NO_FIRST, NO_LAST, NONE, Rejection};
 use super::limits::Held;
 use super::rules::Rules;
 use super::stable_ids::stable_ids;
-pub use super::stable_ids::{Previous, profile_id};
+pub use super::stable_ids::{Previous, identifier_hash, profile_id};
 use super::union_find::UnionFind;
 
 /// Column order the resolver expects (callers cast and project to it).
@@ -90,7 +96,45 @@ pub fn output_schema() -> SchemaRef {
         Field::new("row_key", DataType::Utf8, true),
         Field::new("first_seen_at", ts.clone(), true),
         Field::new("last_seen_at", ts, true),
+        Field::new("component_id", DataType::Utf8, true),
     ]))
+}
+
+/// Column of [`output_schema`] holding the component.
+pub const COMPONENT_COLUMN: usize = 12;
+
+/// No component: a blocked or model-rejected value.
+const NO_COMPONENT: u64 = u64::MAX;
+
+/// The component of each identifier (see the module docs): keyed by the
+/// smallest [`identifier_hash`] of its members, so it names the same set
+/// whatever the input order or the rest of the data.
+fn components(g: &Graph) -> Vec<u64> {
+    let mut uf = UnionFind::new(g.len());
+    g.members.for_each(|_, group| {
+        let mut live = group.iter().copied().filter(|&m| g.is_live(m));
+        if let Some(first) = live.next() {
+            for m in live {
+                uf.union(first, m);
+            }
+        }
+    });
+    let mut key = vec![NO_COMPONENT; g.len()];
+    for i in 0..g.len() as u32 {
+        if g.is_live(i) {
+            let root = uf.find(i) as usize;
+            key[root] = key[root].min(identifier_hash(g.type_name(i), g.value(i)));
+        }
+    }
+    (0..g.len() as u32)
+        .map(|i| {
+            if g.is_live(i) {
+                key[uf.find(i) as usize]
+            } else {
+                NO_COMPONENT
+            }
+        })
+        .collect()
 }
 
 /// Resolves identities; `batches` must have [`input_schema`].
@@ -109,6 +153,9 @@ pub fn resolve(
     };
     let mut g = Graph::build(batches, rules)?;
     phase("graph");
+    let component = components(&g);
+    let component_of = |i: u32| Some(component[i as usize]).filter(|&c| c != NO_COMPONENT);
+    phase("components");
     reject_shared_identifiers(&mut g);
     reject_super_connectors(&mut g);
     phase("rejections");
@@ -199,6 +246,7 @@ pub fn resolve(
                 row_key: g.row_key(ev),
                 first: (first != NO_FIRST).then_some(first),
                 last: (last != NO_LAST).then_some(last),
+                component: component_of(i),
             })?;
         }
         Ok(())
@@ -233,6 +281,7 @@ pub fn resolve(
                     row_key: g.row_key(e.group),
                     first: (ts != NO_FIRST).then_some(ts),
                     last: (ts != NO_FIRST).then_some(ts),
+                    component: component_of(e.other),
                 }
             };
             for e in &applied {
@@ -269,6 +318,7 @@ pub fn resolve(
                     row_key: "",
                     first: at,
                     last: at,
+                    component: None,
                 })?;
             }
             out.finish()
@@ -296,7 +346,9 @@ pub fn memory_estimate(rows: usize) -> usize {
 }
 
 /// Rule 2: an identifier seen beside two different values of a
-/// one-per-profile type (a family iPad, a shared cookie) is rejected.
+/// one-per-profile type (a family iPad, a shared cookie) is rejected. The
+/// decision and the two values its reason names (the smallest, by type and
+/// value) do not depend on the order of the rows.
 fn reject_shared_identifiers(g: &mut Graph) {
     let exclusive: Vec<bool> = g
         .type_rules
@@ -306,18 +358,13 @@ fn reject_shared_identifiers(g: &mut Graph) {
     if !exclusive.contains(&true) {
         return;
     }
+    let is_anchor = |m: u32| exclusive[g.id_type[m as usize] as usize] && g.is_live(m);
+    // First pass: which identifiers meet two anchors of one type.
     let mut anchor_seen: Vec<u32> = vec![NONE; g.len()];
-    let mut anchors: Vec<u32> = Vec::new();
-    let members = std::mem::take(&mut g.members);
-    members.for_each(|_, group| {
-        anchors.clear();
-        anchors.extend(
-            group
-                .iter()
-                .copied()
-                .filter(|&m| exclusive[g.id_type[m as usize] as usize] && g.is_live(m)),
-        );
-        for &a in &anchors {
+    let mut shared: Vec<bool> = vec![false; g.len()];
+    let mut any = false;
+    g.members.for_each(|_, group| {
+        for &a in group.iter().filter(|&&m| is_anchor(m)) {
             for &x in group {
                 if !g.is_live(x) || g.id_type[x as usize] == g.id_type[a as usize] {
                     continue;
@@ -326,25 +373,61 @@ fn reject_shared_identifiers(g: &mut Graph) {
                 if prev == NONE {
                     anchor_seen[x as usize] = a;
                 } else if prev != a && g.id_type[prev as usize] == g.id_type[a as usize] {
-                    let reason = format!(
-                        "shared identifier: seen with {} '{}' and {} '{}'",
-                        g.type_name(prev),
-                        g.value(prev),
-                        g.type_name(a),
-                        g.value(a)
-                    );
-                    g.reject(
-                        x,
-                        Rejection {
-                            reason,
-                            rule: "shared_identifier",
-                        },
-                    );
+                    shared[x as usize] = true;
+                    any = true;
                 }
             }
         }
     });
-    g.members = members;
+    drop(anchor_seen);
+    if !any {
+        return;
+    }
+    // Second pass: every anchor of the shared ones, for the reason.
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    g.members.for_each(|_, group| {
+        for &x in group.iter().filter(|&&x| shared[x as usize]) {
+            pairs.extend(
+                group
+                    .iter()
+                    .filter(|&&a| is_anchor(a) && g.id_type[a as usize] != g.id_type[x as usize])
+                    .map(|&a| (x, a)),
+            );
+        }
+    });
+    pairs.sort_unstable_by(|p, q| {
+        p.0.cmp(&q.0)
+            .then_with(|| (g.type_name(p.1), g.value(p.1)).cmp(&(g.type_name(q.1), g.value(q.1))))
+    });
+    pairs.dedup();
+    let mut i = 0;
+    while i < pairs.len() {
+        let x = pairs[i].0;
+        let n = pairs[i..].iter().take_while(|p| p.0 == x).count();
+        let anchors = &pairs[i..i + n];
+        // The first two anchors of one type, in (type, value) order.
+        if let Some(w) = anchors
+            .windows(2)
+            .find(|w| g.id_type[w[0].1 as usize] == g.id_type[w[1].1 as usize])
+        {
+            let (a, b) = (w[0].1, w[1].1);
+            let reason = format!(
+                "shared identifier: seen with {} '{}' and {} '{}'",
+                g.type_name(a),
+                g.value(a),
+                g.type_name(b),
+                g.value(b)
+            );
+            g.reject(
+                x,
+                Rejection {
+                    reason,
+                    rule: "shared_identifier",
+                },
+            );
+        }
+        i += n;
+    }
 }
 
 /// Rule 3: an identifier linked to more distinct identifiers than its
@@ -512,6 +595,7 @@ struct Row<'r> {
     row_key: &'r str,
     first: Option<i64>,
     last: Option<i64>,
+    component: Option<u64>,
 }
 
 /// Rows per output batch: small builders that are reused, rather than one
@@ -522,6 +606,7 @@ struct OutputBuilder {
     strings: Vec<StringBuilder>,
     first: TimestampMicrosecondBuilder,
     last: TimestampMicrosecondBuilder,
+    component: StringBuilder,
     rows: usize,
     done: Vec<RecordBatch>,
 }
@@ -534,6 +619,7 @@ impl OutputBuilder {
                 .collect(),
             first: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC"),
             last: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC"),
+            component: StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 18),
             rows: 0,
             done: Vec::with_capacity(rows / BATCH_ROWS + 1),
         }
@@ -553,6 +639,10 @@ impl OutputBuilder {
         s[9].append_option((!r.row_key.is_empty()).then_some(r.row_key));
         self.first.append_option(r.first);
         self.last.append_option(r.last);
+        match r.component {
+            Some(c) => self.component.append_value(render_component(c).as_str()),
+            None => self.component.append_null(),
+        }
         self.rows += 1;
         if self.rows == BATCH_ROWS {
             self.flush()?;
@@ -568,6 +658,7 @@ impl OutputBuilder {
             .collect();
         columns.push(Arc::new(self.first.finish()));
         columns.push(Arc::new(self.last.finish()));
+        columns.push(Arc::new(self.component.finish()));
         self.done
             .push(RecordBatch::try_new(output_schema(), columns)?);
         self.rows = 0;
@@ -580,6 +671,33 @@ impl OutputBuilder {
         }
         Ok(self.done)
     }
+}
+
+/// A component id as text: `c_` and 16 hex digits, written without
+/// allocating.
+pub fn render_component(key: u64) -> ComponentText {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 18];
+    text[0] = b'c';
+    text[1] = b'_';
+    for (i, slot) in text[2..].iter_mut().enumerate() {
+        *slot = HEX[((key >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    ComponentText(text)
+}
+
+/// See [`render_component`].
+pub struct ComponentText([u8; 18]);
+
+impl ComponentText {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// The key of a component id's text (`c_` and 16 hex digits).
+pub fn parse_component(text: &str) -> Option<u64> {
+    u64::from_str_radix(text.strip_prefix("c_")?, 16).ok()
 }
 
 /// Test helper: occurrences from tuples `(source, row_key, ts, type, value)`.

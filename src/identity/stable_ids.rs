@@ -30,6 +30,9 @@ pub struct Previous {
     /// Every earlier redirect: (old, new, reason, changed_at), carried on.
     pub redirects: Vec<(String, String, String, Option<i64>)>,
     redirect_ids: HashSet<String>,
+    /// Keys of profile ids in use outside what was read (an incremental
+    /// run reads only the touched part): a new profile must not take one.
+    pub used_elsewhere: hashbrown::HashSet<u64>,
     /// The time stamped on this run's redirects (µs).
     pub now: i64,
 }
@@ -233,7 +236,10 @@ pub fn stable_ids<'a>(
         let (t, v) = root_key(roots[slot]);
         let mut h = profile_hash(t, v);
         let mut n = 1;
-        while assigned.contains(&h) || previous.was_used(&render(h)) {
+        while assigned.contains(&h)
+            || previous.used_elsewhere.contains(&h)
+            || previous.was_used(&render(h))
+        {
             h = profile_hash(t, &format!("{v}#{n}"));
             n += 1;
         }
@@ -254,6 +260,11 @@ pub fn stable_ids<'a>(
 /// A stable profile id: FNV-1a of the representative identifier.
 pub fn profile_id(id_type: &str, id_value: &str) -> String {
     render(profile_hash(id_type, id_value))
+}
+
+/// FNV-1a of `(type, value)`: what profile and component ids are made of.
+pub fn identifier_hash(id_type: &str, id_value: &str) -> u64 {
+    profile_hash(id_type, id_value)
 }
 
 fn profile_hash(id_type: &str, id_value: &str) -> u64 {

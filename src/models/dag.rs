@@ -15,12 +15,16 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use super::Model;
+use super::template::{self, ModelConfig};
 use crate::error::{Error, Result};
 
 /// A model with its parsed statement and dependencies.
 #[derive(Debug, Clone)]
 pub struct Node {
     pub model: Model,
+    /// The model's SQL, rendered as for a full build.
+    pub sql: String,
+    pub config: ModelConfig,
     pub statement: DFStatement,
     pub depends_on: BTreeSet<String>,
 }
@@ -33,7 +37,12 @@ pub fn build(models: Vec<Model>) -> Result<BTreeMap<String, Node>> {
     }
     let mut nodes = BTreeMap::new();
     for model in models {
-        let statement = parse_model(&model)?;
+        let rendered = template::render(&model.sql, false).map_err(|message| Error::Model {
+            model: model.name.clone(),
+            path: model.path.clone(),
+            message,
+        })?;
+        let statement = parse_model(&model, &rendered.sql)?;
         let mut refs = BTreeSet::new();
         let (tables, _) = datafusion::sql::resolve::resolve_table_references(&statement, true)?;
         for t in tables {
@@ -62,6 +71,8 @@ pub fn build(models: Vec<Model>) -> Result<BTreeMap<String, Node>> {
             model.name.clone(),
             Node {
                 model,
+                sql: rendered.sql,
+                config: rendered.config,
                 statement,
                 depends_on: refs,
             },
@@ -70,13 +81,14 @@ pub fn build(models: Vec<Model>) -> Result<BTreeMap<String, Node>> {
     Ok(nodes)
 }
 
-fn parse_model(model: &Model) -> Result<DFStatement> {
+/// Parses a model's rendered SQL: exactly one query.
+pub fn parse_model(model: &Model, sql: &str) -> Result<DFStatement> {
     let err = |message: String| Error::Model {
         model: model.name.clone(),
         path: model.path.clone(),
         message,
     };
-    let mut parser = DFParserBuilder::new(model.sql.as_str())
+    let mut parser = DFParserBuilder::new(sql)
         .with_dialect(&PostgreSqlDialect {})
         .build()
         .map_err(|e| err(e.to_string()))?;

@@ -9,6 +9,7 @@
 
 pub mod dag;
 pub mod run;
+pub mod template;
 
 use std::path::Path;
 

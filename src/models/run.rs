@@ -2,19 +2,33 @@
 //! against the current catalog, executed, and published atomically. A model
 //! that fails keeps its previous version; the models that read it are
 //! skipped, independent ones still build. Every model yields metrics.
+//!
+//! Every version records what it was built from (the files of each raw
+//! source and table it read, and a digest of its SQL). An incremental model
+//! (`{{ config(materialized='incremental') }}`) uses that record: its raw
+//! sources are read only from the files that arrived since, and its rows
+//! are appended to the current version's files. It is rebuilt whole when
+//! its SQL changed, when a file it had read is gone or changed size (the
+//! source was rewritten, not appended to), when its columns changed, or
+//! with `--full-refresh`. Tables it reads are read whole, as dbt does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DFStatement;
 
 use super::dag::{self, Node};
-use crate::catalog::DEFAULT_SCHEMA;
-use crate::engine::Engine;
+use super::template::{self, Materialized};
+use crate::catalog::file_subset::FileSubset;
+use crate::catalog::{DEFAULT_SCHEMA, RelationKind};
+use crate::engine::{Engine, FullRefresh};
 use crate::error::{Error, Result};
-use crate::storage::publish::publish_table;
+use crate::storage::publish::{self, InputFiles, TablePointer, VersionMeta};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelStatus {
@@ -24,10 +38,25 @@ pub enum ModelStatus {
     Skipped,
 }
 
+/// How a built model was built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildMode {
+    /// From all of its input.
+    Full,
+    /// Only the raw files that arrived since its last run were read.
+    Incremental,
+    /// No new raw files (incremental), or a rebuild with the current
+    /// version's content: the current version was kept.
+    Unchanged,
+}
+
 #[derive(Debug, Clone)]
 pub struct ModelMetrics {
     pub model: String,
     pub status: ModelStatus,
+    pub mode: BuildMode,
+    /// Rows written by this run (for an incremental build, the new ones).
+    pub new_rows: u64,
     pub rows: u64,
     pub bytes: u64,
     pub files: usize,
@@ -60,11 +89,19 @@ impl RunReport {
     }
 }
 
+/// How to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Rebuild incremental models from all their input.
+    pub full_refresh: bool,
+}
+
 /// Builds the selected models (all when `selection` is None).
 pub async fn run(
     engine: &Arc<Engine>,
     nodes: &BTreeMap<String, Node>,
     selection: Option<&BTreeSet<String>>,
+    options: RunOptions,
     mut on_event: impl FnMut(Event),
 ) -> Result<RunReport> {
     engine.catalog().refresh_sources().await?;
@@ -87,6 +124,8 @@ pub async fn run(
             ModelMetrics {
                 model: name.clone(),
                 status: ModelStatus::Skipped,
+                mode: BuildMode::Full,
+                new_rows: 0,
                 rows: 0,
                 bytes: 0,
                 files: 0,
@@ -95,13 +134,15 @@ pub async fn run(
             }
         } else {
             let started = Instant::now();
-            match build_one(engine, node).await {
-                Ok((rows, bytes, files)) => ModelMetrics {
+            match build_one(engine, node, options).await {
+                Ok(built) => ModelMetrics {
                     model: name.clone(),
                     status: ModelStatus::Built,
-                    rows,
-                    bytes,
-                    files,
+                    mode: built.mode,
+                    new_rows: built.new_rows,
+                    rows: built.pointer.rows,
+                    bytes: built.pointer.bytes,
+                    files: built.pointer.files.len(),
                     seconds: started.elapsed().as_secs_f64(),
                     error: None,
                 },
@@ -110,6 +151,8 @@ pub async fn run(
                     ModelMetrics {
                         model: name.clone(),
                         status: ModelStatus::Failed,
+                        mode: BuildMode::Full,
+                        new_rows: 0,
                         rows: 0,
                         bytes: 0,
                         files: 0,
@@ -125,24 +168,87 @@ pub async fn run(
     Ok(report)
 }
 
-async fn build_one(engine: &Arc<Engine>, node: &Node) -> Result<(u64, u64, usize)> {
+struct Built {
+    pointer: TablePointer,
+    mode: BuildMode,
+    new_rows: u64,
+}
+
+async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Result<Built> {
+    let name = &node.model.name;
     let model_err = |e: DataFusionError| Error::Model {
-        model: node.model.name.clone(),
+        model: name.clone(),
         path: node.model.path.clone(),
-        message: describe(&e, &node.model.sql),
+        message: describe(&e, &node.sql),
     };
-    let DFStatement::Statement(stmt) = &node.statement else {
-        return Err(Error::Model {
-            model: node.model.name.clone(),
-            path: node.model.path.clone(),
-            message: "not a query".into(),
-        });
-    };
-    let session = engine.session();
-    let plan = session.plan(stmt).await.map_err(|e| match e {
+    let other_err = |e: Error| match e {
         Error::DataFusion(d) => model_err(d),
-        other => other,
-    })?;
+        other @ Error::Model { .. } => other,
+        other => Error::Model {
+            model: name.clone(),
+            path: node.model.path.clone(),
+            message: other.to_string(),
+        },
+    };
+    let catalog = engine.catalog();
+    let current = catalog
+        .snapshot()
+        .relation(DEFAULT_SCHEMA, name)
+        .and_then(|r| r.pointer.clone());
+    let sql_hash = sql_digest(&node.model.sql);
+    let session = engine.session();
+    if options.full_refresh {
+        session
+            .context()
+            .state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::new(FullRefresh));
+    }
+
+    // An incremental build, when the current version allows one.
+    let mut plan = None;
+    let mut append_to = None;
+    if node.config.materialized == Materialized::Incremental
+        && !options.full_refresh
+        && let Some(current) = current.filter(|c| c.sql_hash.as_deref() == Some(&sql_hash))
+    {
+        let rendered = template::render(&node.model.sql, true).map_err(|message| Error::Model {
+            model: name.clone(),
+            path: node.model.path.clone(),
+            message,
+        })?;
+        let statement = dag::parse_model(&node.model, &rendered.sql)?;
+        let DFStatement::Statement(stmt) = &statement else {
+            return Err(model_err(DataFusionError::Plan("not a query".into())));
+        };
+        let full = session.plan(stmt).await.map_err(other_err)?;
+        match restrict_to_new_files(engine, &full, &current)? {
+            Some((_, 0)) => {
+                // Nothing arrived: the current version stands.
+                return Ok(Built {
+                    pointer: current,
+                    mode: BuildMode::Unchanged,
+                    new_rows: 0,
+                });
+            }
+            Some((restricted, _)) if same_columns(restricted.schema().as_arrow(), &current) => {
+                plan = Some(restricted);
+                append_to = Some(current);
+            }
+            _ => {}
+        }
+    }
+    let plan = match plan {
+        Some(p) => p,
+        None => {
+            let DFStatement::Statement(stmt) = &node.statement else {
+                return Err(model_err(DataFusionError::Plan("not a query".into())));
+            };
+            session.plan(stmt).await.map_err(other_err)?
+        }
+    };
+    let inputs = input_files(engine, node, &plan);
     let stream = session
         .context()
         .execute_logical_plan(plan)
@@ -151,24 +257,126 @@ async fn build_one(engine: &Arc<Engine>, node: &Node) -> Result<(u64, u64, usize
         .execute_stream()
         .await
         .map_err(model_err)?;
-    let pointer = publish_table(
+    let incremental = append_to.is_some();
+    let published = publish::publish_version(
         engine.storage(),
         DEFAULT_SCHEMA,
-        &node.model.name,
+        name,
         stream,
-        Some(format!("model {} ({})", node.model.name, node.model.path)),
+        VersionMeta {
+            produced_by: Some(format!("model {name} ({})", node.model.path)),
+            inputs,
+            sql_hash: Some(sql_hash),
+            append_to,
+        },
     )
     .await
-    .map_err(|e| match e {
-        Error::DataFusion(d) => model_err(d),
-        other => Error::Model {
-            model: node.model.name.clone(),
-            path: node.model.path.clone(),
-            message: other.to_string(),
+    .map_err(other_err)?;
+    catalog.refresh().await?;
+    Ok(Built {
+        mode: if published.unchanged {
+            BuildMode::Unchanged
+        } else if incremental {
+            BuildMode::Incremental
+        } else {
+            BuildMode::Full
         },
+        new_rows: published.new_rows,
+        pointer: published.pointer,
+    })
+}
+
+/// The plan with each raw source read only from the files that arrived
+/// since `current` was built, and how many such files there are; None when
+/// an incremental build is not possible (a source was not read before, or
+/// was rewritten rather than appended to).
+fn restrict_to_new_files(
+    engine: &Arc<Engine>,
+    plan: &LogicalPlan,
+    current: &TablePointer,
+) -> Result<Option<(LogicalPlan, usize)>> {
+    let catalog = engine.catalog();
+    let snapshot = catalog.snapshot();
+    let mut possible = true;
+    let mut new_files = 0;
+    let restricted = plan.clone().transform_up(|node| {
+        let LogicalPlan::TableScan(mut scan) = node else {
+            return Ok(Transformed::no(node));
+        };
+        let name = scan.table_name.table();
+        let is_source = scan
+            .table_name
+            .schema()
+            .is_none_or(|s| s == DEFAULT_SCHEMA)
+            && snapshot
+                .relation(DEFAULT_SCHEMA, name)
+                .is_some_and(|r| r.kind == RelationKind::Source);
+        if !is_source {
+            return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+        }
+        let appended = match (current.inputs.get(name), catalog.input_files(name)) {
+            (Some(before), Some(now)) => before.appended(&now),
+            _ => None,
+        };
+        let Some(appended) = appended else {
+            possible = false;
+            return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+        };
+        new_files += appended.len();
+        let provider = source_as_provider(&scan.source)?;
+        let subset = FileSubset::new(
+            provider,
+            engine.storage(),
+            appended.iter().map(|(path, _)| path),
+        );
+        scan.source = provider_as_source(Arc::new(subset));
+        Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
     })?;
-    engine.catalog().refresh().await?;
-    Ok((pointer.rows, pointer.bytes, pointer.files.len()))
+    Ok(possible.then_some((restricted.data, new_files)))
+}
+
+/// The files of everything the model reads: the relations its plan scans
+/// and the models it names (a table function reads those when it runs).
+fn input_files(
+    engine: &Arc<Engine>,
+    node: &Node,
+    plan: &LogicalPlan,
+) -> BTreeMap<String, InputFiles> {
+    let mut names: BTreeSet<String> = node.depends_on.clone();
+    let _ = plan.apply(|n| {
+        if let LogicalPlan::TableScan(scan) = n
+            && scan
+                .table_name
+                .schema()
+                .is_none_or(|s| s == DEFAULT_SCHEMA)
+        {
+            names.insert(scan.table_name.table().to_owned());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    names
+        .into_iter()
+        .filter_map(|n| engine.catalog().input_files(&n).map(|f| (n, f)))
+        .collect()
+}
+
+/// Does a plan give the columns (names and types) of a table's version?
+fn same_columns(schema: &datafusion::arrow::datatypes::Schema, version: &TablePointer) -> bool {
+    let columns = publish::columns_of(schema);
+    columns.len() == version.columns.len()
+        && columns
+            .iter()
+            .zip(&version.columns)
+            .all(|(a, b)| a.name == b.name && a.data_type == b.data_type)
+}
+
+/// A digest of a model's SQL template (FNV-1a, hex).
+fn sql_digest(sql: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sql.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 /// The error, with the SQL position and line when DataFusion knows it.

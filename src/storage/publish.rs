@@ -8,10 +8,13 @@
 //! by the next successful publish, which keeps the current and the previous
 //! version (for queries still reading it) and deletes the rest.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::hash_utils::create_hashes_with_hasher;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::object_store::buffered::BufWriter;
 use datafusion::parquet::arrow::AsyncArrowWriter;
@@ -75,6 +78,79 @@ pub struct TablePointer {
     /// The model or statement that produced this version.
     #[serde(default)]
     pub produced_by: Option<String>,
+    /// What a model's version was built from: per input (a raw source or
+    /// a table), its version and files. An incremental run reads it to find
+    /// the files that arrived since.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, InputFiles>,
+    /// Digest of the model's SQL template: a changed model is rebuilt whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_hash: Option<String>,
+    /// Digest of the rows of a small table (up to [`CONTENT_HASH_ROWS`]):
+    /// a rebuild with equal content keeps the current version, so tables
+    /// reading it (as `identity_graph` reads the rules) see no change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+}
+
+/// A table's or source's files as some version saw them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFiles {
+    /// The table's version (None for a raw source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `(path relative to the storage root, size in bytes)`.
+    pub files: Vec<(String, u64)>,
+}
+
+impl InputFiles {
+    /// The files of `current` not in `self`, or None when one of `self`'s
+    /// files is gone or changed size (the input was rewritten, not
+    /// appended to).
+    pub fn appended(&self, current: &InputFiles) -> Option<Vec<(String, u64)>> {
+        let now: BTreeMap<&str, u64> = current.files.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+        if self
+            .files
+            .iter()
+            .any(|(p, s)| now.get(p.as_str()) != Some(s))
+        {
+            return None;
+        }
+        let seen: BTreeSet<&str> = self.files.iter().map(|(p, _)| p.as_str()).collect();
+        Some(
+            current
+                .files
+                .iter()
+                .filter(|(p, _)| !seen.contains(p.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+/// Tables up to this many rows carry a [`TablePointer::content_hash`].
+pub const CONTENT_HASH_ROWS: u64 = 1_000_000;
+
+/// How a new version relates to the current one.
+#[derive(Debug, Clone, Default)]
+pub struct VersionMeta {
+    pub produced_by: Option<String>,
+    pub inputs: BTreeMap<String, InputFiles>,
+    pub sql_hash: Option<String>,
+    /// Keep these files of the current version and add the new rows to
+    /// them (an incremental append), instead of replacing them.
+    pub append_to: Option<TablePointer>,
+}
+
+/// The outcome of [`publish_version`].
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub pointer: TablePointer,
+    /// Rows and bytes written by this publish (the appended part).
+    pub new_rows: u64,
+    pub new_bytes: u64,
+    /// The content equals the current version's, which was kept.
+    pub unchanged: bool,
 }
 
 impl TablePointer {
@@ -94,38 +170,153 @@ pub async fn publish_table(
     stream: SendableRecordBatchStream,
     produced_by: Option<String>,
 ) -> Result<TablePointer> {
+    let meta = VersionMeta {
+        produced_by,
+        ..VersionMeta::default()
+    };
+    Ok(publish_version(storage, schema, name, stream, meta)
+        .await?
+        .pointer)
+}
+
+/// Writes `stream` as a new version of `schema.name` (or, with
+/// `meta.append_to`, as that version's files plus the new ones) and
+/// publishes it — unless its content equals the current version's, which
+/// is then kept.
+pub async fn publish_version(
+    storage: &Storage,
+    schema: &str,
+    name: &str,
+    stream: SendableRecordBatchStream,
+    meta: VersionMeta,
+) -> Result<Published> {
     let version = new_version_id();
     let dir = layout::table_version_dir(schema, name, &version);
-    match write_files(storage, &dir, stream).await {
-        Ok((files, rows, bytes, arrow_schema)) => {
-            let pointer = TablePointer {
-                schema: schema.to_owned(),
-                name: name.to_owned(),
-                version,
-                files,
-                rows,
-                bytes,
-                published_at: chrono::Utc::now().to_rfc3339(),
-                columns: columns_of(&arrow_schema),
-                produced_by,
-            };
-            let previous: Option<TablePointer> = storage
-                .get_json(&layout::table_pointer(schema, name))
-                .await
-                .ok()
-                .flatten();
-            storage
-                .put_json(&layout::table_pointer(schema, name), &pointer)
-                .await?;
-            prune_versions(storage, schema, name, &pointer, previous.as_ref()).await;
-            Ok(pointer)
-        }
+    let written = match write_files(storage, &dir, stream, meta.append_to.is_some()).await {
+        Ok(w) => w,
         Err(e) => {
             if let Err(cleanup) = storage.delete_prefix(&dir).await {
                 tracing::warn!(%dir, error = %cleanup, "could not remove an unpublished version");
             }
-            Err(e)
+            return Err(e);
         }
+    };
+    let previous: Option<TablePointer> = storage
+        .get_json(&layout::table_pointer(schema, name))
+        .await
+        .ok()
+        .flatten();
+    let columns = columns_of(&written.schema);
+    if let Some(p) = &previous
+        && meta.append_to.is_none()
+        && written.content_hash.is_some()
+        && p.content_hash == written.content_hash
+        && p.columns == columns
+    {
+        storage.delete_prefix(&dir).await?;
+        let mut kept = p.clone();
+        kept.inputs = meta.inputs;
+        kept.sql_hash = meta.sql_hash;
+        storage
+            .put_json(&layout::table_pointer(schema, name), &kept)
+            .await?;
+        return Ok(Published {
+            pointer: kept,
+            new_rows: 0,
+            new_bytes: 0,
+            unchanged: true,
+        });
+    }
+    let (mut files, mut rows, mut bytes) = (Vec::new(), 0, 0);
+    if let Some(base) = &meta.append_to {
+        files.extend(base.files.iter().cloned());
+        rows += base.rows;
+        bytes += base.bytes;
+    }
+    files.extend(written.files);
+    let pointer = TablePointer {
+        schema: schema.to_owned(),
+        name: name.to_owned(),
+        version,
+        files,
+        rows: rows + written.rows,
+        bytes: bytes + written.bytes,
+        published_at: chrono::Utc::now().to_rfc3339(),
+        columns,
+        produced_by: meta.produced_by,
+        inputs: meta.inputs,
+        sql_hash: meta.sql_hash,
+        content_hash: if meta.append_to.is_none() {
+            written.content_hash
+        } else {
+            None
+        },
+    };
+    storage
+        .put_json(&layout::table_pointer(schema, name), &pointer)
+        .await?;
+    prune_versions(storage, schema, name, &pointer, previous.as_ref()).await;
+    Ok(Published {
+        pointer,
+        new_rows: written.rows,
+        new_bytes: written.bytes,
+        unchanged: false,
+    })
+}
+
+struct Written {
+    files: Vec<String>,
+    rows: u64,
+    bytes: u64,
+    schema: SchemaRef,
+    content_hash: Option<String>,
+}
+
+/// An order-sensitive digest of a table's rows, for small tables.
+struct ContentHash {
+    state: u64,
+    rows: u64,
+    hashes: Vec<u64>,
+}
+
+impl ContentHash {
+    fn new() -> Self {
+        Self {
+            state: 0x9e37_79b9_7f4a_7c15,
+            rows: 0,
+            hashes: Vec::new(),
+        }
+    }
+
+    /// Adds a batch; false once the table is too large to be digested.
+    fn add(&mut self, batch: &RecordBatch) -> Result<bool> {
+        self.rows += batch.num_rows() as u64;
+        if self.rows > CONTENT_HASH_ROWS {
+            return Ok(false);
+        }
+        self.hashes.clear();
+        self.hashes.resize(batch.num_rows(), 0);
+        create_hashes_with_hasher(
+            batch.columns(),
+            &foldhash::fast::FixedState::with_seed(0x5eed),
+            &mut self.hashes,
+        )?;
+        for &h in &self.hashes {
+            self.state = (self.state.rotate_left(23) ^ h).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Ok(true)
+    }
+
+    fn finish(self, schema: &Schema) -> Option<String> {
+        (self.rows <= CONTENT_HASH_ROWS).then(|| {
+            let mut h = self.state ^ self.rows;
+            for f in schema.fields() {
+                for b in f.name().bytes().chain(f.data_type().to_string().bytes()) {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+            format!("{h:016x}")
+        })
     }
 }
 
@@ -137,12 +328,16 @@ pub async fn drop_table(storage: &Storage, schema: &str, name: &str) -> Result<(
         .await
 }
 
+/// Writes the stream's batches as Parquet files under `dir`; `may_be_empty`
+/// allows writing no file at all (an append of nothing).
 async fn write_files(
     storage: &Storage,
     dir: &str,
     mut stream: SendableRecordBatchStream,
-) -> Result<(Vec<String>, u64, u64, SchemaRef)> {
+    may_be_empty: bool,
+) -> Result<Written> {
     let arrow_schema = stream.schema();
+    let mut digest = Some(ContentHash::new());
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
@@ -163,7 +358,9 @@ async fn write_files(
         }
         // Always write at least one (possibly empty) file, so the version
         // carries its schema.
-        let need_new = writer.is_none() && (next.is_some() || files.is_empty());
+        let need_new = writer.is_none()
+            && (next.as_ref().is_some_and(|b| b.num_rows() > 0)
+                || (files.is_empty() && !may_be_empty));
         if need_new {
             let rel = format!("{dir}/part-{:05}.parquet", files.len());
             let object = BufWriter::new(storage.store(), storage.path(&rel));
@@ -174,6 +371,11 @@ async fn write_files(
         }
         match next {
             Some(batch) => {
+                if let Some(d) = &mut digest
+                    && !d.add(&batch)?
+                {
+                    digest = None;
+                }
                 if let Some((w, rows)) = writer.as_mut() {
                     w.write(&batch).await?;
                     *rows += batch.num_rows();
@@ -191,7 +393,13 @@ async fn write_files(
     for (_, size) in storage.list(&format!("{dir}/")).await? {
         total_bytes += size;
     }
-    Ok((files, total_rows, total_bytes, arrow_schema))
+    Ok(Written {
+        files,
+        rows: total_rows,
+        bytes: total_bytes,
+        content_hash: digest.and_then(|d| d.finish(&arrow_schema)),
+        schema: arrow_schema,
+    })
 }
 
 async fn prune_versions(
@@ -209,8 +417,22 @@ async fn prune_versions(
             return;
         }
     };
+    // An appended version holds files of earlier version folders: every
+    // folder the current or the previous pointer names is kept.
+    let mut named: BTreeSet<String> = BTreeSet::new();
+    for p in std::iter::once(current).chain(previous) {
+        named.insert(p.version.clone());
+        for f in &p.files {
+            if let Some(v) = f
+                .strip_prefix(&format!("{table_dir}/"))
+                .and_then(|r| r.split('/').next())
+            {
+                named.insert(v.to_owned());
+            }
+        }
+    }
     for version in versions {
-        let keep = version == current.version || previous.is_some_and(|p| p.version == version);
+        let keep = named.contains(&version);
         if !keep {
             let dir = format!("{table_dir}/{version}/");
             if let Err(e) = storage.delete_prefix(&dir).await {

@@ -43,7 +43,10 @@ pub fn register_all(ctx: &SessionContext, catalog: &Arc<Catalog>) {
     ctx.register_udf(ScalarUDF::new_from_impl(NormalizeEmailUdf::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(NormalizePhoneUdf::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(JsonGetStrUdf::new()));
-    ctx.register_udtf("resolve_identities", Arc::new(ResolveIdentitiesFunc));
+    ctx.register_udtf(
+        "resolve_identities",
+        Arc::new(ResolveIdentitiesFunc::new(Arc::clone(catalog))),
+    );
     ctx.register_udtf("explain_identity", Arc::new(ExplainIdentityFunc));
 }
 

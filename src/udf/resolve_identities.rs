@@ -12,6 +12,12 @@
 //! blocking thread, over the inputs collected from all partitions. Its
 //! working memory is reserved from the session's memory pool first, so past
 //! `--memory-limit` it stops with a message saying how much it needs.
+//!
+//! **Incremental**: when the previous output was built (by a model run)
+//! from files of the occurrences table that are all still there, and from
+//! the same rules version, only the components the new files reach are
+//! resolved again ([`crate::identity::incremental`]); the result equals a
+//! full run. `profiledb run --full-refresh` resolves everything.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,26 +31,41 @@ use datafusion::common::{DataFusionError, TableReference, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
-use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::Expr;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, reset_plan_states};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, collect,
+    execute_stream,
 };
 use futures::StreamExt;
 
+use crate::catalog::file_subset::FileSubset;
+use crate::catalog::{Catalog, DEFAULT_SCHEMA};
+use crate::engine::FullRefresh;
+use crate::identity::incremental::{PreviousOutput, Scope, filter_kept};
 use crate::identity::resolve::{
     INPUT_COLUMNS, Previous, input_schema, memory_estimate, output_schema, resolve,
 };
 use crate::identity::rules::{RULE_COLUMNS, Rules};
 
 #[derive(Debug)]
-pub struct ResolveIdentitiesFunc;
+pub struct ResolveIdentitiesFunc {
+    catalog: Arc<Catalog>,
+}
+
+impl ResolveIdentitiesFunc {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self { catalog }
+    }
+}
 
 impl TableFunctionImpl for ResolveIdentitiesFunc {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
@@ -63,6 +84,7 @@ impl TableFunctionImpl for ResolveIdentitiesFunc {
         }
         let non_empty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         Ok(Arc::new(ResolveIdentitiesTable {
+            catalog: Arc::clone(&self.catalog),
             table,
             rules_table: non_empty(text(1)?),
             previous_table: non_empty(text(2)?),
@@ -72,9 +94,77 @@ impl TableFunctionImpl for ResolveIdentitiesFunc {
 
 #[derive(Debug)]
 struct ResolveIdentitiesTable {
+    catalog: Arc<Catalog>,
     table: String,
     rules_table: Option<String>,
     previous_table: Option<String>,
+}
+
+/// The occurrence files an incremental run reads: those the previous
+/// output has not seen, and those it has.
+struct Increment {
+    new_files: Vec<String>,
+    seen_files: Vec<String>,
+}
+
+impl ResolveIdentitiesTable {
+    /// Whether this run can be incremental (see the module docs).
+    fn increment(&self, state: &SessionState) -> Option<Increment> {
+        if state.config().get_extension::<FullRefresh>().is_some() {
+            return None;
+        }
+        let snapshot = self.catalog.snapshot();
+        let previous = snapshot
+            .relation(DEFAULT_SCHEMA, self.previous_table.as_deref()?)?
+            .pointer
+            .as_ref()?;
+        if !previous.columns.iter().any(|c| c.name == "component_id") {
+            return None;
+        }
+        let seen = previous.inputs.get(&self.table)?;
+        let now = self.catalog.input_files(&self.table)?;
+        now.version.as_ref()?;
+        let new_files = seen.appended(&now)?;
+        if let Some(rules) = &self.rules_table
+            && previous.inputs.get(rules)?.version != self.catalog.input_files(rules)?.version
+        {
+            return None;
+        }
+        Some(Increment {
+            new_files: new_files.into_iter().map(|(p, _)| p).collect(),
+            seen_files: seen.files.iter().map(|(p, _)| p.clone()).collect(),
+        })
+    }
+
+    /// The occurrences in `files` of the occurrences table, as the
+    /// resolver's input columns.
+    async fn occurrences_in(
+        &self,
+        state: &SessionState,
+        files: &[String],
+        has_reason: bool,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let relation = self
+            .catalog
+            .snapshot()
+            .relation(DEFAULT_SCHEMA, &self.table)
+            .cloned()
+            .ok_or_else(|| DataFusionError::Plan(format!("no table {}", self.table)))?;
+        let subset = FileSubset::new(relation.provider, self.catalog.storage(), files);
+        let columns: Vec<Expr> = INPUT_COLUMNS
+            .iter()
+            .map(|&c| match c {
+                "reject_reason" if !has_reason => {
+                    lit(ScalarValue::Utf8(None)).alias("reject_reason")
+                }
+                c => Expr::Column(datafusion::common::Column::new_unqualified(c)),
+            })
+            .collect();
+        let plan = LogicalPlanBuilder::scan(self.table.as_str(), provider_as_source(Arc::new(subset)), None)?
+            .project(columns)?
+            .build()?;
+        state.create_physical_plan(&plan).await
+    }
 }
 
 async fn plan_input(
@@ -130,7 +220,11 @@ impl TableProvider for ResolveIdentitiesTable {
             )
         })
         .await?;
-        let mut inputs = vec![input];
+        let increment = self.increment(state);
+        let mut inputs = vec![match &increment {
+            Some(inc) => self.occurrences_in(state, &inc.new_files, has_reason).await?,
+            None => input,
+        }];
         if let Some(rules) = &self.rules_table {
             let columns = RULE_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
             inputs.push(
@@ -143,8 +237,15 @@ impl TableProvider for ResolveIdentitiesTable {
                 .await?,
             );
         }
-        // The previous output, if there is one yet (not on a first run).
+        // The previous output, if there is one yet (not on a first run):
+        // all of it for an incremental run, which keeps most of its rows.
         let previous = match &self.previous_table {
+            Some(name) if increment.is_some() => Some(
+                plan_input(state, &format!("SELECT * FROM {name}"), |e| {
+                    format!("resolve_identities: previous output {name} cannot be read: {e}")
+                })
+                .await?,
+            ),
             Some(name) if table_exists(state, name) => Some(
                 plan_input(
                     state,
@@ -160,10 +261,18 @@ impl TableProvider for ResolveIdentitiesTable {
         };
         let has_previous = previous.is_some();
         inputs.extend(previous);
+        let incremental = match &increment {
+            Some(inc) => {
+                inputs.push(self.occurrences_in(state, &inc.seen_files, has_reason).await?);
+                true
+            }
+            None => false,
+        };
         let exec: Arc<dyn ExecutionPlan> = Arc::new(ResolveIdentitiesExec::new(
             inputs,
             self.rules_table.is_some(),
             has_previous,
+            incremental,
         ));
         match projection {
             None => Ok(exec),
@@ -190,17 +299,25 @@ fn table_exists(state: &SessionState, name: &str) -> bool {
 }
 
 /// Collects its inputs (occurrences, then the rules and the previous output
-/// when given), resolves identities, emits the result.
+/// when given), resolves identities, emits the result. Incremental: the
+/// occurrences are the new ones, the previous output is whole, and a last
+/// input reads the occurrences the previous output has seen.
 #[derive(Debug)]
 pub struct ResolveIdentitiesExec {
     inputs: Vec<Arc<dyn ExecutionPlan>>,
     has_rules: bool,
     has_previous: bool,
+    incremental: bool,
     properties: Arc<PlanProperties>,
 }
 
 impl ResolveIdentitiesExec {
-    fn new(inputs: Vec<Arc<dyn ExecutionPlan>>, has_rules: bool, has_previous: bool) -> Self {
+    fn new(
+        inputs: Vec<Arc<dyn ExecutionPlan>>,
+        has_rules: bool,
+        has_previous: bool,
+        incremental: bool,
+    ) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(output_schema()),
             Partitioning::UnknownPartitioning(1),
@@ -211,6 +328,7 @@ impl ResolveIdentitiesExec {
             inputs,
             has_rules,
             has_previous,
+            incremental,
             properties,
         }
     }
@@ -220,9 +338,10 @@ impl DisplayAs for ResolveIdentitiesExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "ResolveIdentitiesExec: rules={}, previous={}",
+            "ResolveIdentitiesExec: rules={}, previous={}, incremental={}",
             if self.has_rules { "table" } else { "builtin" },
-            self.has_previous
+            self.has_previous,
+            self.incremental
         )
     }
 }
@@ -262,6 +381,7 @@ impl ExecutionPlan for ResolveIdentitiesExec {
             children,
             self.has_rules,
             self.has_previous,
+            self.incremental,
         )))
     }
 
@@ -281,6 +401,7 @@ impl ExecutionPlan for ResolveIdentitiesExec {
         } else {
             None
         };
+        let seen_plan = if self.incremental { inputs.next() } else { None };
         let work = async move {
             let Some(occurrences) = occurrences else {
                 return plan_err!("ResolveIdentitiesExec has no input");
@@ -291,64 +412,79 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                 None => Rules::builtin(),
             };
             let now = chrono::Utc::now().timestamp_micros();
-            let previous = match previous_plan {
-                Some(plan) => {
-                    Previous::from_batches(&collect(plan, Arc::clone(&context)).await?, now)?
-                }
-                None => Previous::empty(now),
-            };
-            tracing::debug!(
-                seconds = clock.elapsed().as_secs_f64(),
-                "resolve_identities previous read"
-            );
-            let batches = collect(occurrences, Arc::clone(&context)).await?;
-            tracing::debug!(
-                seconds = clock.elapsed().as_secs_f64(),
-                "resolve_identities input read"
-            );
-            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-            let input: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-            let need = input + memory_estimate(rows);
             let reservation =
                 MemoryConsumer::new("resolve_identities").register(context.memory_pool());
-            reservation.try_grow(need).map_err(|e| {
-                DataFusionError::ResourcesExhausted(format!(
-                    "resolve_identities needs about {} MiB for {rows} identifier occurrences \
-                     ({} MiB of input), more than the memory limit leaves \
-                     (--memory-limit / PROFILEDB_MEMORY_LIMIT): {e}",
-                    need >> 20,
-                    input >> 20
-                ))
-            })?;
-            let target = input_schema();
-            let batches = batches
-                .iter()
-                .map(|b| {
-                    let columns = target
-                        .fields()
-                        .iter()
-                        .zip(b.columns())
-                        .map(|(f, c)| match c.data_type() {
-                            // Text views are read in place (see identity::graph::Text).
-                            DataType::Utf8View => Ok(Arc::clone(c)),
-                            _ => cast(c, f.data_type()),
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
-                    let fields: Vec<_> = target
-                        .fields()
-                        .iter()
-                        .zip(&columns)
-                        .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
-                        .collect();
-                    Ok(RecordBatch::try_new(
-                        Arc::new(Schema::new(fields)),
-                        columns,
-                    )?)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let out = tokio::task::spawn_blocking(move || resolve(&batches, &rules, &previous))
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))??;
+            let out = match (seen_plan, previous_plan) {
+                (Some(seen), Some(previous)) => {
+                    let previous =
+                        PreviousOutput::new(collect(previous, Arc::clone(&context)).await?)?;
+                    let delta = collect(occurrences, Arc::clone(&context)).await?;
+                    let mut scope = Scope::new(&previous, &delta)?;
+                    // Earlier occurrences in scope, read until the scope
+                    // stops growing (usually once).
+                    let mut kept = Vec::new();
+                    let mut seen = Some(seen);
+                    loop {
+                        kept.clear();
+                        // A plan runs once; a reread runs a fresh copy.
+                        let plan = reset_plan_states(seen.take().ok_or_else(|| {
+                            DataFusionError::Internal("no plan to reread".into())
+                        })?)?;
+                        seen = Some(Arc::clone(&plan));
+                        let mut stream = execute_stream(plan, Arc::clone(&context))?;
+                        while let Some(batch) = stream.next().await.transpose()? {
+                            if let Some(k) = filter_kept(&batch, &scope.keep(&batch)?)? {
+                                kept.push(k);
+                            }
+                        }
+                        if !scope.widen(&previous, &kept)? {
+                            break;
+                        }
+                    }
+                    let (previous_rows, used) = scope.previous(&previous)?;
+                    let mut before = Previous::from_batches(&previous_rows, now)?;
+                    before.used_elsewhere = used;
+                    let mut batches = delta;
+                    batches.extend(kept);
+                    tracing::debug!(
+                        seconds = clock.elapsed().as_secs_f64(),
+                        components = scope.components(),
+                        previous_rows = previous.rows(),
+                        occurrences = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+                        "resolve_identities incremental scope"
+                    );
+                    reserve(&reservation, &batches)?;
+                    let batches = as_input(&batches)?;
+                    let resolved =
+                        tokio::task::spawn_blocking(move || resolve(&batches, &rules, &before))
+                            .await
+                            .map_err(|e| DataFusionError::External(Box::new(e)))??;
+                    scope.merge(&previous, resolved)?
+                }
+                (_, previous_plan) => {
+                    let previous = match previous_plan {
+                        Some(plan) => Previous::from_batches(
+                            &collect(plan, Arc::clone(&context)).await?,
+                            now,
+                        )?,
+                        None => Previous::empty(now),
+                    };
+                    tracing::debug!(
+                        seconds = clock.elapsed().as_secs_f64(),
+                        "resolve_identities previous read"
+                    );
+                    let batches = collect(occurrences, Arc::clone(&context)).await?;
+                    tracing::debug!(
+                        seconds = clock.elapsed().as_secs_f64(),
+                        "resolve_identities input read"
+                    );
+                    reserve(&reservation, &batches)?;
+                    let batches = as_input(&batches)?;
+                    tokio::task::spawn_blocking(move || resolve(&batches, &rules, &previous))
+                        .await
+                        .map_err(|e| DataFusionError::External(Box::new(e)))??
+                }
+            };
             reservation.resize(out.iter().map(RecordBatch::get_array_memory_size).sum());
             let chunks: Vec<Result<RecordBatch>> = out.into_iter().map(Ok).collect();
             // The output stays reserved until the stream is dropped.
@@ -368,4 +504,48 @@ impl ExecutionPlan for ResolveIdentitiesExec {
             stream,
         )))
     }
+}
+
+/// Reserves the resolver's input and working memory, or fails saying how
+/// much it needs.
+fn reserve(reservation: &MemoryReservation, batches: &[RecordBatch]) -> Result<()> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let input: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let need = input + memory_estimate(rows);
+    reservation.try_grow(need).map_err(|e| {
+        DataFusionError::ResourcesExhausted(format!(
+            "resolve_identities needs about {} MiB for {rows} identifier occurrences \
+             ({} MiB of input), more than the memory limit leaves \
+             (--memory-limit / PROFILEDB_MEMORY_LIMIT): {e}",
+            need >> 20,
+            input >> 20
+        ))
+    })
+}
+
+/// The batches with the resolver's input types; text views are kept as
+/// they are (see `identity::graph::Text`).
+fn as_input(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+    let target = input_schema();
+    batches
+        .iter()
+        .map(|b| {
+            let columns = target
+                .fields()
+                .iter()
+                .zip(b.columns())
+                .map(|(f, c)| match c.data_type() {
+                    DataType::Utf8View => Ok(Arc::clone(c)),
+                    _ => cast(c, f.data_type()),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let fields: Vec<_> = target
+                .fields()
+                .iter()
+                .zip(&columns)
+                .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+                .collect();
+            Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+        })
+        .collect()
 }

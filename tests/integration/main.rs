@@ -6,6 +6,7 @@
 
 mod cli;
 mod clients;
+mod incremental;
 mod models;
 mod server;
 mod sources;

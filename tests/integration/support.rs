@@ -129,7 +129,7 @@ pub async fn run_models(root: &Path, models_dir: Option<&Path>) -> RunReport {
         None => models::default_models(),
     };
     let nodes = dag::build(models).unwrap();
-    models::run::run(&engine, &nodes, None, |_| {})
+    models::run::run(&engine, &nodes, None, Default::default(), |_| {})
         .await
         .expect("run")
 }
