@@ -203,43 +203,50 @@ async fn run_models(
     let nodes = dag::build(models)?;
     let selection = select.map(|s| dag::select(&nodes, s)).transpose()?;
     let bar = ProgressBar::new_spinner();
-    let report = models::run::run(engine, &nodes, selection.as_ref(), options, |event| match event {
-        Event::Started {
-            model,
-            index,
-            total,
-        } => {
-            bar.set_message(format!("[{}/{total}] building {model}", index + 1));
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        }
-        Event::Finished(m) => {
-            let line = match m.status {
-                ModelStatus::Built => format!(
-                    "  ok    {:<22} {:>12} rows {:>10} {:>8.2} s{}",
-                    m.model,
-                    m.rows,
-                    human_bytes(m.bytes),
-                    m.seconds,
-                    match m.mode {
-                        BuildMode::Full => String::new(),
-                        BuildMode::Incremental => format!("  (incremental: +{} rows)", m.new_rows),
-                        BuildMode::Unchanged => "  (unchanged)".to_owned(),
-                    }
-                ),
-                ModelStatus::Failed => format!(
-                    "  FAIL  {:<22} {}",
-                    m.model,
-                    m.error.as_deref().unwrap_or("")
-                ),
-                ModelStatus::Skipped => format!(
-                    "  skip  {:<22} {}",
-                    m.model,
-                    m.error.as_deref().unwrap_or("")
-                ),
-            };
-            bar.suspend(|| eprintln!("{line}"));
-        }
-    })
+    let report = models::run::run(
+        engine,
+        &nodes,
+        selection.as_ref(),
+        options,
+        |event| match event {
+            Event::Started {
+                model,
+                index,
+                total,
+            } => {
+                bar.set_message(format!("[{}/{total}] building {model}", index + 1));
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            }
+            Event::Finished(m) => {
+                let line = match m.status {
+                    ModelStatus::Built => format!(
+                        "  ok    {:<22} {:>12} rows {:>10} {:>8.2} s{}",
+                        m.model,
+                        m.rows,
+                        human_bytes(m.bytes),
+                        m.seconds,
+                        match m.mode {
+                            BuildMode::Full => String::new(),
+                            BuildMode::Incremental =>
+                                format!("  (incremental: +{} rows)", m.new_rows),
+                            BuildMode::Unchanged => "  (unchanged)".to_owned(),
+                        }
+                    ),
+                    ModelStatus::Failed => format!(
+                        "  FAIL  {:<22} {}",
+                        m.model,
+                        m.error.as_deref().unwrap_or("")
+                    ),
+                    ModelStatus::Skipped => format!(
+                        "  skip  {:<22} {}",
+                        m.model,
+                        m.error.as_deref().unwrap_or("")
+                    ),
+                };
+                bar.suspend(|| eprintln!("{line}"));
+            }
+        },
+    )
     .await?;
     bar.finish_and_clear();
     let failed = report.failed();

@@ -91,10 +91,7 @@ impl PreviousOutput {
                 (0..b.num_rows())
                     .map(|r| {
                         let component = (!c.is_null(r)).then(|| parse_component(c.value(r)));
-                        (
-                            identifier_hash(t.value(r), v.value(r)),
-                            component.flatten(),
-                        )
+                        (identifier_hash(t.value(r), v.value(r)), component.flatten())
                     })
                     .collect()
             })
@@ -126,7 +123,8 @@ impl PreviousOutput {
         self.blocked.get(&id).is_some_and(|rows| {
             rows.iter().any(|&(b, r)| {
                 let batch = &self.batches[b];
-                text(batch, OUT_TYPE).value(r) == id_type && text(batch, OUT_VALUE).value(r) == id_value
+                text(batch, OUT_TYPE).value(r) == id_type
+                    && text(batch, OUT_VALUE).value(r) == id_value
             })
         })
     }
@@ -155,7 +153,12 @@ fn occurrence_keys(
     previous: Option<&PreviousOutput>,
 ) -> Result<(Vec<Option<u64>>, Vec<u64>)> {
     let utf8 = |i: usize| cast(batch.column(i), &DataType::Utf8);
-    let (source, key, t, v) = (utf8(IN_SOURCE)?, utf8(IN_ROW_KEY)?, utf8(IN_TYPE)?, utf8(IN_VALUE)?);
+    let (source, key, t, v) = (
+        utf8(IN_SOURCE)?,
+        utf8(IN_ROW_KEY)?,
+        utf8(IN_TYPE)?,
+        utf8(IN_VALUE)?,
+    );
     let (source, key, t, v) = (
         source.as_string::<i32>(),
         key.as_string::<i32>(),

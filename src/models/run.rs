@@ -304,10 +304,7 @@ fn restrict_to_new_files(
             return Ok(Transformed::no(node));
         };
         let name = scan.table_name.table();
-        let is_source = scan
-            .table_name
-            .schema()
-            .is_none_or(|s| s == DEFAULT_SCHEMA)
+        let is_source = scan.table_name.schema().is_none_or(|s| s == DEFAULT_SCHEMA)
             && snapshot
                 .relation(DEFAULT_SCHEMA, name)
                 .is_some_and(|r| r.kind == RelationKind::Source);
@@ -345,10 +342,7 @@ fn input_files(
     let mut names: BTreeSet<String> = node.depends_on.clone();
     let _ = plan.apply(|n| {
         if let LogicalPlan::TableScan(scan) = n
-            && scan
-                .table_name
-                .schema()
-                .is_none_or(|s| s == DEFAULT_SCHEMA)
+            && scan.table_name.schema().is_none_or(|s| s == DEFAULT_SCHEMA)
         {
             names.insert(scan.table_name.table().to_owned());
         }

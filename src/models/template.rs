@@ -43,36 +43,37 @@ pub fn render(template: &str, incremental: bool) -> Result<Rendered, String> {
     // SQL is not HTML: nothing is escaped.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     let seen = Arc::clone(&config);
-    env.add_function("config", move |kwargs: Kwargs| -> Result<String, JinjaError> {
-        let mut c = seen.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = kwargs.get::<Option<String>>("materialized")? {
-            c.materialized = match m.as_str() {
-                "table" => Materialized::Table,
-                "incremental" => Materialized::Incremental,
-                other => {
-                    return Err(JinjaError::new(
-                        ErrorKind::InvalidOperation,
-                        format!("materialized='{other}' is not supported (table, incremental)"),
-                    ));
-                }
-            };
-        }
-        if let Some(tags) = kwargs.get::<Option<Vec<String>>>("tags")? {
-            c.tags = tags;
-        }
-        // Any other setting is refused, not ignored.
-        kwargs.assert_all_used()?;
-        Ok(String::new())
-    });
+    env.add_function(
+        "config",
+        move |kwargs: Kwargs| -> Result<String, JinjaError> {
+            let mut c = seen.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(m) = kwargs.get::<Option<String>>("materialized")? {
+                c.materialized = match m.as_str() {
+                    "table" => Materialized::Table,
+                    "incremental" => Materialized::Incremental,
+                    other => {
+                        return Err(JinjaError::new(
+                            ErrorKind::InvalidOperation,
+                            format!("materialized='{other}' is not supported (table, incremental)"),
+                        ));
+                    }
+                };
+            }
+            if let Some(tags) = kwargs.get::<Option<Vec<String>>>("tags")? {
+                c.tags = tags;
+            }
+            // Any other setting is refused, not ignored.
+            kwargs.assert_all_used()?;
+            Ok(String::new())
+        },
+    );
     env.add_function("ref", |name: String| name);
     env.add_function("source", |_source: String, table: String| table);
     env.add_function("is_incremental", move || incremental);
-    let sql = env
-        .render_str(template, ())
-        .map_err(|e| match e.line() {
-            Some(line) => format!("template error at line {line}: {e}"),
-            None => format!("template error: {e}"),
-        })?;
+    let sql = env.render_str(template, ()).map_err(|e| match e.line() {
+        Some(line) => format!("template error at line {line}: {e}"),
+        None => format!("template error: {e}"),
+    })?;
     let config = config.lock().unwrap_or_else(|e| e.into_inner()).clone();
     Ok(Rendered { sql, config })
 }

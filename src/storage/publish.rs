@@ -108,7 +108,11 @@ impl InputFiles {
     /// files is gone or changed size (the input was rewritten, not
     /// appended to).
     pub fn appended(&self, current: &InputFiles) -> Option<Vec<(String, u64)>> {
-        let now: BTreeMap<&str, u64> = current.files.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+        let now: BTreeMap<&str, u64> = current
+            .files
+            .iter()
+            .map(|(p, s)| (p.as_str(), *s))
+            .collect();
         if self
             .files
             .iter()
@@ -536,5 +540,67 @@ mod tests {
             .unwrap();
         assert_eq!(p.rows, 0);
         assert_eq!(p.files.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn appends_keep_earlier_files_through_pruning() {
+        let storage = Storage::open("memory://").unwrap();
+        let first = publish_table(
+            &storage,
+            "public",
+            "a",
+            stream_of(vec![Ok(batch(vec![1]))]),
+            None,
+        )
+        .await
+        .unwrap();
+        let mut base = first.clone();
+        for n in 2..5 {
+            let meta = VersionMeta {
+                append_to: Some(base.clone()),
+                ..VersionMeta::default()
+            };
+            let p = publish_version(
+                &storage,
+                "public",
+                "a",
+                stream_of(vec![Ok(batch(vec![n]))]),
+                meta,
+            )
+            .await
+            .unwrap();
+            assert_eq!(p.new_rows, 1);
+            base = p.pointer;
+        }
+        assert_eq!(base.rows, 4);
+        assert_eq!(base.files.len(), 4);
+        // Every file the current version names is still there.
+        for f in &base.files {
+            assert!(
+                storage.get_bytes(f).await.unwrap().is_some(),
+                "{f} was pruned"
+            );
+        }
+        // An unchanged rebuild keeps the version.
+        let same = publish_version(
+            &storage,
+            "public",
+            "b",
+            stream_of(vec![Ok(batch(vec![7, 8]))]),
+            VersionMeta::default(),
+        )
+        .await
+        .unwrap();
+        let again = publish_version(
+            &storage,
+            "public",
+            "b",
+            stream_of(vec![Ok(batch(vec![7, 8]))]),
+            VersionMeta::default(),
+        )
+        .await
+        .unwrap();
+        assert!(again.unchanged);
+        assert_eq!(again.pointer.version, same.pointer.version);
     }
 }

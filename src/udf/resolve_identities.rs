@@ -26,15 +26,15 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, TableReference, plan_err};
 use datafusion::datasource::TableType;
+use datafusion::datasource::provider_as_source;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::common::ScalarValue;
-use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
@@ -160,9 +160,13 @@ impl ResolveIdentitiesTable {
                 c => Expr::Column(datafusion::common::Column::new_unqualified(c)),
             })
             .collect();
-        let plan = LogicalPlanBuilder::scan(self.table.as_str(), provider_as_source(Arc::new(subset)), None)?
-            .project(columns)?
-            .build()?;
+        let plan = LogicalPlanBuilder::scan(
+            self.table.as_str(),
+            provider_as_source(Arc::new(subset)),
+            None,
+        )?
+        .project(columns)?
+        .build()?;
         state.create_physical_plan(&plan).await
     }
 }
@@ -222,7 +226,10 @@ impl TableProvider for ResolveIdentitiesTable {
         .await?;
         let increment = self.increment(state);
         let mut inputs = vec![match &increment {
-            Some(inc) => self.occurrences_in(state, &inc.new_files, has_reason).await?,
+            Some(inc) => {
+                self.occurrences_in(state, &inc.new_files, has_reason)
+                    .await?
+            }
             None => input,
         }];
         if let Some(rules) = &self.rules_table {
@@ -263,7 +270,10 @@ impl TableProvider for ResolveIdentitiesTable {
         inputs.extend(previous);
         let incremental = match &increment {
             Some(inc) => {
-                inputs.push(self.occurrences_in(state, &inc.seen_files, has_reason).await?);
+                inputs.push(
+                    self.occurrences_in(state, &inc.seen_files, has_reason)
+                        .await?,
+                );
                 true
             }
             None => false,
@@ -401,7 +411,11 @@ impl ExecutionPlan for ResolveIdentitiesExec {
         } else {
             None
         };
-        let seen_plan = if self.incremental { inputs.next() } else { None };
+        let seen_plan = if self.incremental {
+            inputs.next()
+        } else {
+            None
+        };
         let work = async move {
             let Some(occurrences) = occurrences else {
                 return plan_err!("ResolveIdentitiesExec has no input");
@@ -545,7 +559,10 @@ fn as_input(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
                 .zip(&columns)
                 .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
                 .collect();
-            Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+            Ok(RecordBatch::try_new(
+                Arc::new(Schema::new(fields)),
+                columns,
+            )?)
         })
         .collect()
 }

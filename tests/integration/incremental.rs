@@ -105,7 +105,10 @@ async fn land_and_compare(root: &Path, batch: &Path, sources: &[&str], step: &st
         TestServer::start(&full_root).await,
     );
     // The resolver read the new occurrences and its touched components.
-    assert!(log.contains("resolve_identities incremental scope"), "{log}");
+    assert!(
+        log.contains("resolve_identities incremental scope"),
+        "{log}"
+    );
     for (table, sql) in EXACT {
         let (x, y) = (rows(&a, sql).await, rows(&b, sql).await);
         assert!(!x.is_empty(), "{step}: {table} is empty");
@@ -131,7 +134,9 @@ fn traps(dir: &Path, known: &[String]) {
     use datafusion::arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray};
     use std::sync::Arc;
     let (message, cookie, email) = (&known[0], &known[1], &known[2]);
-    let rows: Vec<(String, &str, String, Option<String>, String)> = vec![
+    // message id, type, cookie, user id, email
+    type Row<'a> = (String, &'a str, String, Option<String>, String);
+    let rows: Vec<Row> = vec![
         (
             message.clone(),
             "identify",
@@ -154,7 +159,7 @@ fn traps(dir: &Path, known: &[String]) {
             "second@example.com".into(),
         ),
     ];
-    let text = |f: &dyn Fn(&(String, &str, String, Option<String>, String)) -> Option<String>| -> ArrayRef {
+    let text = |f: &dyn Fn(&Row) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
     };
     crate::support::write_parquet(
