@@ -65,7 +65,7 @@ impl<'a> Text<'a> {
     }
 
     /// The value, `""` for null.
-    fn value_or_empty(&self, row: usize) -> &'a str {
+    pub fn value_or_empty(&self, row: usize) -> &'a str {
         if self.is_null(row) {
             ""
         } else {

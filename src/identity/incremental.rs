@@ -29,11 +29,11 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::{cast, filter_record_batch};
-use datafusion::arrow::datatypes::{DataType, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::TimestampMicrosecondType;
 use datafusion::error::Result;
 use hashbrown::{HashMap, HashSet};
 
-use super::graph::MODEL_RULE;
+use super::graph::{MODEL_RULE, Text};
 use super::resolve::{
     COMPONENT_COLUMN, STATUS_LINKED, STATUS_REDIRECT, STATUS_REJECTED, identifier_hash,
     output_schema, parse_component,
@@ -146,46 +146,41 @@ fn text(b: &RecordBatch, column: usize) -> &StringArray {
     b.column(column).as_string::<i32>()
 }
 
-/// Identifier and row-group hashes of occurrence batches (input columns);
-/// with `previous`, identifiers it blocked have no hash.
-fn occurrence_keys(
-    batch: &RecordBatch,
-    previous: Option<&PreviousOutput>,
-) -> Result<(Vec<Option<u64>>, Vec<u64>)> {
-    let utf8 = |i: usize| cast(batch.column(i), &DataType::Utf8);
-    let (source, key, t, v) = (
-        utf8(IN_SOURCE)?,
-        utf8(IN_ROW_KEY)?,
-        utf8(IN_TYPE)?,
-        utf8(IN_VALUE)?,
-    );
-    let (source, key, t, v) = (
-        source.as_string::<i32>(),
-        key.as_string::<i32>(),
-        t.as_string::<i32>(),
-        v.as_string::<i32>(),
-    );
-    let ids = (0..batch.num_rows())
-        .map(|r| {
-            if t.is_null(r) || v.is_null(r) {
-                return None;
-            }
-            let h = identifier_hash(t.value(r), v.value(r));
-            match previous {
-                Some(p) if p.is_blocked(h, t.value(r), v.value(r)) => None,
-                _ => Some(h),
-            }
+/// The text columns of an occurrence batch (input columns), read in place.
+struct Occurrences<'a> {
+    source: Text<'a>,
+    row_key: Text<'a>,
+    id_type: Text<'a>,
+    id_value: Text<'a>,
+}
+
+impl<'a> Occurrences<'a> {
+    fn of(batch: &'a RecordBatch) -> Result<Self> {
+        Ok(Self {
+            source: Text::of(batch.column(IN_SOURCE))?,
+            row_key: Text::of(batch.column(IN_ROW_KEY))?,
+            id_type: Text::of(batch.column(IN_TYPE))?,
+            id_value: Text::of(batch.column(IN_VALUE))?,
         })
-        .collect();
-    let groups = (0..batch.num_rows())
-        .map(|r| {
-            fn text(a: &StringArray, r: usize) -> &str {
-                if a.is_null(r) { "" } else { a.value(r) }
-            }
-            identifier_hash(text(source, r), text(key, r))
-        })
-        .collect();
-    Ok((ids, groups))
+    }
+
+    /// The identifier of row `r`; None when absent or, with `previous`,
+    /// blocked there.
+    fn id(&self, r: usize, previous: Option<&PreviousOutput>) -> Option<u64> {
+        if self.id_type.is_null(r) || self.id_value.is_null(r) {
+            return None;
+        }
+        let (t, v) = (self.id_type.value(r), self.id_value.value(r));
+        let h = identifier_hash(t, v);
+        match previous {
+            Some(p) if p.is_blocked(h, t, v) => None,
+            _ => Some(h),
+        }
+    }
+
+    fn group(&self, r: usize) -> u64 {
+        identifier_hash(self.source.value_or_empty(r), self.row_key.value_or_empty(r))
+    }
 }
 
 /// The touched part of the graph (see the module docs).
@@ -206,9 +201,11 @@ impl Scope {
             groups: HashSet::new(),
         };
         for b in delta {
-            let (ids, groups) = occurrence_keys(b, Some(previous))?;
-            scope.ids.extend(ids.into_iter().flatten());
-            scope.groups.extend(groups);
+            let o = Occurrences::of(b)?;
+            for r in 0..b.num_rows() {
+                scope.ids.extend(o.id(r, Some(previous)));
+                scope.groups.insert(o.group(r));
+            }
         }
         let new_ids = std::mem::take(&mut scope.ids);
         scope.add_components_of(previous, &new_ids);
@@ -242,12 +239,13 @@ impl Scope {
 
     /// Which rows of an earlier occurrence batch to read.
     pub fn keep(&self, batch: &RecordBatch) -> Result<BooleanArray> {
-        let (ids, groups) = occurrence_keys(batch, None)?;
-        Ok(ids
-            .iter()
-            .zip(&groups)
-            .map(|(id, group)| {
-                Some(id.is_some_and(|h| self.ids.contains(&h)) || self.groups.contains(group))
+        let o = Occurrences::of(batch)?;
+        Ok((0..batch.num_rows())
+            .map(|r| {
+                Some(
+                    o.id(r, None).is_some_and(|h| self.ids.contains(&h))
+                        || self.groups.contains(&o.group(r)),
+                )
             })
             .collect())
     }
@@ -257,8 +255,12 @@ impl Scope {
     pub fn widen(&mut self, previous: &PreviousOutput, kept: &[RecordBatch]) -> Result<bool> {
         let mut outside = HashSet::new();
         for b in kept {
-            let (ids, _) = occurrence_keys(b, Some(previous))?;
-            outside.extend(ids.into_iter().flatten().filter(|h| !self.ids.contains(h)));
+            let o = Occurrences::of(b)?;
+            outside.extend(
+                (0..b.num_rows())
+                    .filter_map(|r| o.id(r, Some(previous)))
+                    .filter(|h| !self.ids.contains(h)),
+            );
         }
         if outside.is_empty() {
             return Ok(false);
