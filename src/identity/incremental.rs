@@ -13,10 +13,12 @@
 //!    `component_id` column.
 //! 2. The caller reads the earlier occurrences, keeping the rows
 //!    [`Scope::keep`] selects: those of a touched identifier, and those of a
-//!    row group (`source`, `row_key`) that reappears in the new rows.
-//!    [`Scope::widen`] then adds the component of any identifier those rows
-//!    bring in, and the caller reads again until nothing is added. Hash
-//!    collisions only ever add work this way, never lose any.
+//!    row group (`source`, `row_key`) in scope — one that reappears in the
+//!    new rows, or holds a kept row. [`Scope::widen`] then adds the groups
+//!    of the kept rows and the component of any identifier they bring in,
+//!    and the caller reads again until nothing is added (usually a second
+//!    read adds nothing). Hash collisions only ever add work this way,
+//!    never lose any.
 //! 3. Those occurrences and the new ones are resolved with the previous
 //!    profiles of the touched components ([`Scope::previous`]).
 //! 4. [`Scope::merge`]: the previous rows of untouched components, and the
@@ -179,7 +181,10 @@ impl<'a> Occurrences<'a> {
     }
 
     fn group(&self, r: usize) -> u64 {
-        identifier_hash(self.source.value_or_empty(r), self.row_key.value_or_empty(r))
+        identifier_hash(
+            self.source.value_or_empty(r),
+            self.row_key.value_or_empty(r),
+        )
     }
 }
 
@@ -254,20 +259,19 @@ impl Scope {
     /// when the earlier occurrences must be read again.
     pub fn widen(&mut self, previous: &PreviousOutput, kept: &[RecordBatch]) -> Result<bool> {
         let mut outside = HashSet::new();
+        // Every row of a group in scope is read: a row whose identifiers
+        // link nothing (junk, invalid) still dates the group.
+        let mut more_groups = false;
         for b in kept {
             let o = Occurrences::of(b)?;
-            outside.extend(
-                (0..b.num_rows())
-                    .filter_map(|r| o.id(r, Some(previous)))
-                    .filter(|h| !self.ids.contains(h)),
-            );
+            for r in 0..b.num_rows() {
+                more_groups |= self.groups.insert(o.group(r));
+                outside.extend(o.id(r, Some(previous)).filter(|h| !self.ids.contains(h)));
+            }
         }
-        if outside.is_empty() {
-            return Ok(false);
-        }
-        let grew = self.add_components_of(previous, &outside);
+        let grew = !outside.is_empty() && self.add_components_of(previous, &outside);
         self.ids.extend(outside);
-        Ok(grew)
+        Ok(grew || more_groups)
     }
 
     pub fn components(&self) -> usize {

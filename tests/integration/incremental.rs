@@ -187,21 +187,27 @@ fn traps(dir: &Path, known: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incremental_runs_equal_a_full_rebuild() {
     let tmp = tempfile::tempdir().unwrap();
-    let (root, second, third) = (
+    let (root, second, third, fourth) = (
         tmp.path().join("root"),
         tmp.path().join("second"),
         tmp.path().join("third"),
+        tmp.path().join("fourth"),
     );
-    profiledb(&root, &["generate", "--people", "1500", "--seed", "42"]);
-    profiledb(&second, &["generate", "--people", "1500", "--seed", "43"]);
+    profiledb(&root, &["generate", "--people", "2000", "--seed", "42"]);
+    profiledb(&second, &["generate", "--people", "2000", "--seed", "43"]);
+    profiledb(&third, &["generate", "--people", "2000", "--seed", "44"]);
     profiledb(&root, &["run"]);
 
-    // Landing 2: another export of events and CRM contacts, whose people
-    // overlap the first (merges, shared identifiers, redirects).
-    let log = land_and_compare(&root, &second, &["events", "crm_contacts"], "landing 2").await;
-    assert!(log.contains("(incremental: +"), "{log}");
+    // Landings 2 and 3: more exports of events and CRM contacts, whose
+    // people overlap the first (merges, shared identifiers, redirects, and
+    // message ids reused by other people's events: row groups that span
+    // files, dated by their earliest row).
+    for (batch, step) in [(&second, "landing 2"), (&third, "landing 3")] {
+        let log = land_and_compare(&root, batch, &["events", "crm_contacts"], step).await;
+        assert!(log.contains("(incremental: +"), "{log}");
+    }
 
-    // Landing 3: traps built from rows of the first landing.
+    // Landing 4: traps built from rows of the first landing.
     let server = TestServer::start(&root).await;
     let known = rows(
         &server,
@@ -213,8 +219,8 @@ async fn incremental_runs_equal_a_full_rebuild() {
     .await;
     server.stop().await;
     let known: Vec<String> = known[0].split('|').map(str::to_owned).collect();
-    traps(&third, &known);
-    land_and_compare(&root, &third, &["events"], "landing 3").await;
+    traps(&fourth, &known);
+    land_and_compare(&root, &fourth, &["events"], "landing 4").await;
 
     // From scratch over all files: the same identifiers grouped the same
     // way, the same rejections and links (profile ids may differ: an
