@@ -370,12 +370,11 @@ impl Scope {
                 out.push(kept);
             }
         }
-        for (b, batch) in resolved.into_iter().enumerate() {
-            let merges: Vec<(usize, (usize, usize))> = merged_with
-                .iter()
-                .filter(|((rb, _), _)| *rb == b)
-                .map(|(&(_, r), &p)| (r, p))
-                .collect();
+        let mut merges: Vec<Vec<(usize, (usize, usize))>> = vec![Vec::new(); resolved.len()];
+        for (&(b, r), &p) in &merged_with {
+            merges[b].push((r, p));
+        }
+        for (batch, merges) in resolved.into_iter().zip(merges) {
             if merges.is_empty() {
                 out.push(batch);
             } else {

@@ -234,13 +234,13 @@ pub fn stable_ids<'a>(
     let mut assigned: hashbrown::HashSet<u64> = hashbrown::HashSet::with_capacity(fresh.len());
     for slot in fresh {
         let (t, v) = root_key(roots[slot]);
-        let mut h = profile_hash(t, v);
+        let mut h = identifier_hash(t, v);
         let mut n = 1;
         while assigned.contains(&h)
             || previous.used_elsewhere.contains(&h)
             || previous.was_used(&render(h))
         {
-            h = profile_hash(t, &format!("{v}#{n}"));
+            h = identifier_hash(t, &format!("{v}#{n}"));
             n += 1;
         }
         assigned.insert(h);
@@ -259,15 +259,11 @@ pub fn stable_ids<'a>(
 
 /// A stable profile id: FNV-1a of the representative identifier.
 pub fn profile_id(id_type: &str, id_value: &str) -> String {
-    render(profile_hash(id_type, id_value))
+    render(identifier_hash(id_type, id_value))
 }
 
 /// FNV-1a of `(type, value)`: what profile and component ids are made of.
 pub fn identifier_hash(id_type: &str, id_value: &str) -> u64 {
-    profile_hash(id_type, id_value)
-}
-
-fn profile_hash(id_type: &str, id_value: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in id_type.bytes().chain([0x1f]).chain(id_value.bytes()) {
         h ^= u64::from(b);

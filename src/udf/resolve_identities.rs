@@ -216,21 +216,23 @@ impl TableProvider for ResolveIdentitiesTable {
                 c => format!("\"{c}\""),
             })
             .join(", ");
-        let input = plan_input(state, &format!("SELECT {columns} FROM {}", self.table), |e| {
-            format!(
+        let sql = format!("SELECT {columns} FROM {}", self.table);
+        let bad_input = |e: DataFusionError| {
+            DataFusionError::Plan(format!(
                 "resolve_identities: input table {} must have columns {} (and may have reject_reason): {e}",
                 self.table,
                 INPUT_COLUMNS[..5].join(", ")
-            )
-        })
-        .await?;
+            ))
+        };
+        // Checked whole either way; read whole only by a full run.
+        let input = state.create_logical_plan(&sql).await.map_err(bad_input)?;
         let increment = self.increment(state);
         let mut inputs = vec![match &increment {
             Some(inc) => {
                 self.occurrences_in(state, &inc.new_files, has_reason)
                     .await?
             }
-            None => input,
+            None => state.create_physical_plan(&input).await?,
         }];
         if let Some(rules) = &self.rules_table {
             let columns = RULE_COLUMNS.map(|c| format!("\"{c}\"")).join(", ");
