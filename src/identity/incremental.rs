@@ -242,16 +242,17 @@ impl Scope {
         true
     }
 
+    /// Whether an earlier occurrence with this identifier hash (see
+    /// [`identifier_hash`]; 0 for none) and row-group hash is read.
+    pub fn wants(&self, id: u64, group: u64) -> bool {
+        self.ids.contains(&id) || self.groups.contains(&group)
+    }
+
     /// Which rows of an earlier occurrence batch to read.
     pub fn keep(&self, batch: &RecordBatch) -> Result<BooleanArray> {
         let o = Occurrences::of(batch)?;
         Ok((0..batch.num_rows())
-            .map(|r| {
-                Some(
-                    o.id(r, None).is_some_and(|h| self.ids.contains(&h))
-                        || self.groups.contains(&o.group(r)),
-                )
-            })
+            .map(|r| Some(self.wants(o.id(r, None).unwrap_or(0), o.group(r))))
             .collect())
     }
 

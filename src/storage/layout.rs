@@ -7,6 +7,8 @@
 //! catalog/views/<schema>/<name>.json         persisted views (SQL + columns)
 //! catalog/tables/<schema>/<name>.json        table pointers: the current version
 //! data/<schema>/<name>/<version>/part-*.parquet   table versions
+//! state/occurrence_index/<table>/<file>.parquet  derived per-file hashes
+//!                                            (`resolve_identities`; rebuilt if missing)
 //! truth/                                     generator ground truth (tests only)
 //! ```
 
@@ -16,6 +18,7 @@ pub const CATALOG_VIEWS: &str = "catalog/views";
 pub const CATALOG_TABLES: &str = "catalog/tables";
 pub const DATA: &str = "data";
 pub const TRUTH: &str = "truth";
+pub const STATE: &str = "state";
 
 pub fn raw_dir(source: &str) -> String {
     format!("{RAW}/{source}/")
@@ -39,6 +42,15 @@ pub fn table_dir(schema: &str, name: &str) -> String {
 
 pub fn table_version_dir(schema: &str, name: &str, version: &str) -> String {
     format!("{DATA}/{schema}/{name}/{version}")
+}
+
+pub fn occurrence_index_dir(table: &str) -> String {
+    format!("{STATE}/occurrence_index/{table}/")
+}
+
+/// The index of an occurrence file, by a digest of the file's path and size.
+pub fn occurrence_index_file(table: &str, digest: u64) -> String {
+    format!("{}{digest:016x}.parquet", occurrence_index_dir(table))
 }
 
 /// Splits `catalog/<kind>/<schema>/<name>.json` into `(schema, name)`.

@@ -15,6 +15,7 @@ mod explain_identity;
 mod json_get_str;
 mod normalize_email;
 mod normalize_phone;
+mod occurrence_index;
 pub mod pg;
 mod resolve_identities;
 

@@ -47,6 +47,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use super::occurrence_index::OccurrenceIndex;
 use crate::catalog::file_subset::FileSubset;
 use crate::catalog::{Catalog, DEFAULT_SCHEMA};
 use crate::engine::FullRefresh;
@@ -55,6 +56,7 @@ use crate::identity::resolve::{
     INPUT_COLUMNS, Previous, input_schema, memory_estimate, output_schema, resolve,
 };
 use crate::identity::rules::{RULE_COLUMNS, Rules};
+use crate::storage::Storage;
 
 #[derive(Debug)]
 pub struct ResolveIdentitiesFunc {
@@ -104,7 +106,16 @@ struct ResolveIdentitiesTable {
 /// output has not seen, and those it has.
 struct Increment {
     new_files: Vec<String>,
-    seen_files: Vec<String>,
+    seen_files: Vec<(String, u64)>,
+}
+
+/// Where the occurrence files an incremental run has seen are, for their
+/// [`OccurrenceIndex`].
+#[derive(Debug, Clone)]
+struct History {
+    storage: Storage,
+    table: String,
+    files: Vec<(String, u64)>,
 }
 
 impl ResolveIdentitiesTable {
@@ -132,7 +143,7 @@ impl ResolveIdentitiesTable {
         }
         Some(Increment {
             new_files: new_files.into_iter().map(|(p, _)| p).collect(),
-            seen_files: seen.files.iter().map(|(p, _)| p.clone()).collect(),
+            seen_files: seen.files.clone(),
         })
     }
 
@@ -270,21 +281,23 @@ impl TableProvider for ResolveIdentitiesTable {
         };
         let has_previous = previous.is_some();
         inputs.extend(previous);
-        let incremental = match &increment {
+        let history = match increment {
             Some(inc) => {
-                inputs.push(
-                    self.occurrences_in(state, &inc.seen_files, has_reason)
-                        .await?,
-                );
-                true
+                let seen: Vec<String> = inc.seen_files.iter().map(|(p, _)| p.clone()).collect();
+                inputs.push(self.occurrences_in(state, &seen, has_reason).await?);
+                Some(History {
+                    storage: self.catalog.storage().clone(),
+                    table: self.table.clone(),
+                    files: inc.seen_files,
+                })
             }
-            None => false,
+            None => None,
         };
         let exec: Arc<dyn ExecutionPlan> = Arc::new(ResolveIdentitiesExec::new(
             inputs,
             self.rules_table.is_some(),
             has_previous,
-            incremental,
+            history,
         ));
         match projection {
             None => Ok(exec),
@@ -312,14 +325,15 @@ fn table_exists(state: &SessionState, name: &str) -> bool {
 
 /// Collects its inputs (occurrences, then the rules and the previous output
 /// when given), resolves identities, emits the result. Incremental: the
-/// occurrences are the new ones, the previous output is whole, and a last
-/// input reads the occurrences the previous output has seen.
+/// occurrences are the new ones, the previous output is whole, and the
+/// earlier occurrences in scope are read through their index — or, when
+/// they cannot be indexed, by the last input, which scans them all.
 #[derive(Debug)]
 pub struct ResolveIdentitiesExec {
     inputs: Vec<Arc<dyn ExecutionPlan>>,
     has_rules: bool,
     has_previous: bool,
-    incremental: bool,
+    history: Option<History>,
     properties: Arc<PlanProperties>,
 }
 
@@ -328,7 +342,7 @@ impl ResolveIdentitiesExec {
         inputs: Vec<Arc<dyn ExecutionPlan>>,
         has_rules: bool,
         has_previous: bool,
-        incremental: bool,
+        history: Option<History>,
     ) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(output_schema()),
@@ -340,7 +354,7 @@ impl ResolveIdentitiesExec {
             inputs,
             has_rules,
             has_previous,
-            incremental,
+            history,
             properties,
         }
     }
@@ -353,7 +367,7 @@ impl DisplayAs for ResolveIdentitiesExec {
             "ResolveIdentitiesExec: rules={}, previous={}, incremental={}",
             if self.has_rules { "table" } else { "builtin" },
             self.has_previous,
-            self.incremental
+            self.history.is_some()
         )
     }
 }
@@ -393,7 +407,7 @@ impl ExecutionPlan for ResolveIdentitiesExec {
             children,
             self.has_rules,
             self.has_previous,
-            self.incremental,
+            self.history.clone(),
         )))
     }
 
@@ -413,11 +427,12 @@ impl ExecutionPlan for ResolveIdentitiesExec {
         } else {
             None
         };
-        let seen_plan = if self.incremental {
+        let seen_plan = if self.history.is_some() {
             inputs.next()
         } else {
             None
         };
+        let history = self.history.clone();
         let work = async move {
             let Some(occurrences) = occurrences else {
                 return plan_err!("ResolveIdentitiesExec has no input");
@@ -436,16 +451,49 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                         PreviousOutput::new(collect(previous, Arc::clone(&context)).await?)?;
                     let delta = collect(occurrences, Arc::clone(&context)).await?;
                     let mut scope = Scope::new(&previous, &delta)?;
+                    let phase = |phase: &str| {
+                        let seconds = clock.elapsed().as_secs_f64();
+                        tracing::debug!(phase, seconds, "resolve_identities incremental");
+                    };
+                    phase("previous output and new occurrences read");
                     // Earlier occurrences in scope, read until the scope
-                    // stops growing (usually once).
+                    // stops growing.
                     let mut kept = Vec::new();
-                    let mut seen = Some(seen);
-                    loop {
+                    let index = match &history {
+                        Some(h) => OccurrenceIndex::load(&h.storage, &h.table, &h.files).await?,
+                        None => None,
+                    };
+                    phase(match index {
+                        Some(_) => "occurrence index loaded",
+                        None => "earlier occurrences not indexed: scanning them",
+                    });
+                    let index_memory = MemoryConsumer::new("resolve_identities index")
+                        .register(context.memory_pool());
+                    let mut seen = match index {
+                        Some(mut index) => {
+                            index_memory.try_grow(index.memory_size())?;
+                            loop {
+                                let picks = index.select(|id, group| scope.wants(id, group));
+                                if picks.is_empty() {
+                                    break;
+                                }
+                                let fetched = index.read(picks).await?;
+                                phase("earlier occurrences in scope read by index");
+                                let grew = scope.widen(&previous, &fetched)?;
+                                kept.extend(fetched);
+                                if !grew {
+                                    break;
+                                }
+                            }
+                            None
+                        }
+                        None => Some(seen),
+                    };
+                    drop(index_memory);
+                    while let Some(plan) = seen.take() {
                         kept.clear();
                         // A plan runs once; a reread runs a fresh copy.
-                        let plan = reset_plan_states(seen.take().ok_or_else(|| {
-                            DataFusionError::Internal("no plan to reread".into())
-                        })?)?;
+                        let plan = reset_plan_states(plan)?;
                         seen = Some(Arc::clone(&plan));
                         let mut stream = execute_stream(plan, Arc::clone(&context))?;
                         while let Some(batch) = stream.next().await.transpose()? {
@@ -453,6 +501,7 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                                 kept.push(k);
                             }
                         }
+                        phase("earlier occurrences scanned");
                         if !scope.widen(&previous, &kept)? {
                             break;
                         }
@@ -475,6 +524,7 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                         tokio::task::spawn_blocking(move || resolve(&batches, &rules, &before))
                             .await
                             .map_err(|e| DataFusionError::External(Box::new(e)))??;
+                    phase("resolved");
                     scope.merge(&previous, resolved)?
                 }
                 (_, previous_plan) => {

@@ -109,6 +109,12 @@ async fn land_and_compare(root: &Path, batch: &Path, sources: &[&str], step: &st
         log.contains("resolve_identities incremental scope"),
         "{log}"
     );
+    // ... finding the earlier rows in scope through the occurrence index.
+    assert!(
+        log.contains("earlier occurrences in scope read by index"),
+        "{log}"
+    );
+    assert!(!log.contains("scanning them"), "{log}");
     for (table, sql) in EXACT {
         let (x, y) = (rows(&a, sql).await, rows(&b, sql).await);
         assert!(!x.is_empty(), "{step}: {table} is empty");
