@@ -11,7 +11,8 @@
 //!
 #![allow(clippy::unwrap_used)]
 //! Each mode reads its Parquet first, untimed, and prints one JSON line:
-//! seconds from in-memory arrays to the in-memory result, and sizes.
+//! seconds from in-memory arrays to the result (the resolver's streamed
+//! out and consumed batch by batch), and sizes.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use profiledb::identity::resolve::{Previous, input_schema, resolve};
+use profiledb::identity::resolve::{Previous, input_schema, resolve_into};
 use profiledb::identity::rules::Rules;
 use profiledb::identity::union_find::UnionFind;
 
@@ -30,6 +31,11 @@ use profiledb::identity::union_find::UnionFind;
 type HashMap<K, V> = hashbrown::HashMap<K, V>;
 
 fn main() {
+    // PROFILEDB_LOG=profiledb=debug prints the resolver's phases.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PROFILEDB_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
@@ -205,21 +211,30 @@ fn run_resolve(dir: &str) {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     // The shipped rules' shape: user_id one per profile.
     let rules = Rules::builtin();
+    // The output is consumed batch by batch as it streams out (counted and
+    // dropped), as a model run consumes it by writing it.
+    let counts = std::sync::Mutex::new((hashbrown::HashSet::new(), 0usize));
     let start = Instant::now();
-    let out = resolve(&batches, &rules, &Previous::empty(0)).unwrap();
-    let seconds = start.elapsed().as_secs_f64();
-    let mut profiles = std::collections::HashSet::new();
-    let mut identifiers = 0usize;
-    for b in &out {
+    resolve_into(batches, &rules, &Previous::empty(0), &|b| {
         let pid = b.column(0).as_string::<i32>();
         let status = b.column(3).as_string::<i32>();
+        let mut counts = counts.lock().unwrap();
         for i in 0..b.num_rows() {
             if status.value(i) == "linked" {
-                identifiers += 1;
-                profiles.insert(pid.value(i).to_owned());
+                counts.1 += 1;
+                counts
+                    .0
+                    .insert(profiledb::identity::resolve::identifier_hash(
+                        "",
+                        pid.value(i),
+                    ));
             }
         }
-    }
+        Ok(())
+    })
+    .unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    let (profiles, identifiers) = counts.into_inner().unwrap();
     println!(
         "{{\"mode\":\"resolve\",\"seconds\":{seconds:.3},\"occurrences\":{rows},\"input_bytes\":{bytes},\"identifiers\":{identifiers},\"profiles\":{}}}",
         profiles.len()

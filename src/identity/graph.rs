@@ -7,6 +7,8 @@
 //! input columns, so strings are never copied. `members` holds one
 //! `group << 32 | identifier` pair per occurrence.
 
+use std::sync::Arc;
+
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, RecordBatch, StringArray, StringViewArray, TimestampMicrosecondArray,
 };
@@ -90,9 +92,9 @@ fn split(loc: u64) -> (usize, usize) {
 
 pub struct Graph<'a> {
     columns: Columns<'a>,
-    pub type_names: Vec<&'a str>,
+    pub type_names: Vec<String>,
     pub type_rules: Vec<&'a Rule>,
-    source_names: Vec<&'a str>,
+    source_names: Vec<String>,
     // Identifiers, by id.
     pub id_type: Vec<u16>,
     id_loc: Vec<u64>,
@@ -112,11 +114,36 @@ pub struct Graph<'a> {
     pub members: Members,
 }
 
+/// The input columns the graph keeps after interning (row key and
+/// identifier value, which the output quotes); the others are dropped.
+pub fn kept_columns(batches: &[RecordBatch]) -> Vec<[ArrayRef; 2]> {
+    batches
+        .iter()
+        .map(|b| [Arc::clone(b.column(1)), Arc::clone(b.column(4))])
+        .collect()
+}
+
 impl<'a> Graph<'a> {
     /// Interns the occurrences in `batches` (in the resolver's input
-    /// schema). Row groups and identifiers are interned on two threads.
-    pub fn build(batches: &'a [RecordBatch], rules: &'a Rules) -> Result<Self> {
-        let input = Input::new(batches)?;
+    /// schema), then drops them: the graph keeps only `kept` (their
+    /// [`kept_columns`]). Row groups and identifiers are interned on two
+    /// threads.
+    pub fn build(
+        batches: Vec<RecordBatch>,
+        kept: &'a [[ArrayRef; 2]],
+        rules: &'a Rules,
+    ) -> Result<Self> {
+        let columns = Columns {
+            row_key: kept
+                .iter()
+                .map(|[k, _]| Text::of(k))
+                .collect::<Result<_>>()?,
+            id_value: kept
+                .iter()
+                .map(|[_, v]| Text::of(v))
+                .collect::<Result<_>>()?,
+        };
+        let input = Input::new(&batches, &columns)?;
         let (groups, ids) = std::thread::scope(|s| {
             let groups = s.spawn(|| GroupTable::build(&input));
             let ids = IdTable::build(&input, rules);
@@ -174,8 +201,10 @@ impl<'a> Graph<'a> {
             .iter()
             .map(|&row| groups.of_row[row as usize])
             .collect();
+        drop(input);
+        drop(batches);
         Ok(Graph {
-            columns: input.columns,
+            columns,
             type_names: ids.type_names,
             type_rules: ids.type_rules,
             source_names: groups.source_names,
@@ -210,8 +239,8 @@ impl<'a> Graph<'a> {
         self.columns.id_value[b].value(r)
     }
 
-    pub fn type_name(&self, id: u32) -> &'a str {
-        self.type_names[self.id_type[id as usize] as usize]
+    pub fn type_name(&self, id: u32) -> &str {
+        &self.type_names[self.id_type[id as usize] as usize]
     }
 
     pub fn rule(&self, id: u32) -> &'a Rule {
@@ -232,8 +261,8 @@ impl<'a> Graph<'a> {
         (r != NONE).then(|| &self.rejections[r as usize])
     }
 
-    pub fn source(&self, group: u32) -> &'a str {
-        self.source_names[self.group_source[group as usize] as usize]
+    pub fn source(&self, group: u32) -> &str {
+        &self.source_names[self.group_source[group as usize] as usize]
     }
 
     /// The group's row key; `""` for a row that had none.
@@ -244,7 +273,7 @@ impl<'a> Graph<'a> {
 
     /// The id of `(type, value)`, if it occurred.
     pub fn find(&self, type_name: &str, value: &str) -> Option<u32> {
-        let t = self.type_names.iter().position(|n| *n == type_name)? as u16;
+        let t = self.type_names.iter().position(|n| n == type_name)? as u16;
         let hash = hash_key(u32::from(t), value.as_bytes());
         self.ids.find(hash, |other| {
             self.id_type[other as usize] == t && self.value(other) == value
@@ -272,9 +301,9 @@ impl Members {
 }
 
 /// The input batches with the global row numbering both tables use.
-struct Input<'a> {
+struct Input<'a, 'k> {
     batches: &'a [RecordBatch],
-    columns: Columns<'a>,
+    columns: &'a Columns<'k>,
     /// First global row of each batch.
     offsets: Vec<usize>,
     rows: usize,
@@ -290,12 +319,8 @@ struct RowColumns<'a> {
     reject: Text<'a>,
 }
 
-impl<'a> Input<'a> {
-    fn new(batches: &'a [RecordBatch]) -> Result<Self> {
-        let mut columns = Columns {
-            row_key: Vec::new(),
-            id_value: Vec::new(),
-        };
+impl<'a, 'k> Input<'a, 'k> {
+    fn new(batches: &'a [RecordBatch], columns: &'a Columns<'k>) -> Result<Self> {
         let mut offsets = Vec::with_capacity(batches.len());
         let mut rows = 0;
         for b in batches {
@@ -305,8 +330,6 @@ impl<'a> Input<'a> {
                     b.num_columns()
                 )));
             }
-            columns.row_key.push(Text::of(b.column(1))?);
-            columns.id_value.push(Text::of(b.column(4))?);
             offsets.push(rows);
             rows += b.num_rows();
         }
@@ -346,7 +369,7 @@ impl<'a> Input<'a> {
     }
 
     /// `(source, row key)` of a global row: the evidence tie-break.
-    fn source_and_key(&self, global: usize) -> (&'a str, &'a str) {
+    fn source_and_key(&self, global: usize) -> (&'a str, &'k str) {
         let b = self.offsets.partition_point(|&o| o <= global) - 1;
         let row = global - self.offsets[b];
         let source = Text::of(self.batches[b].column(0))
@@ -357,8 +380,8 @@ impl<'a> Input<'a> {
 }
 
 /// Row groups keyed by `(source, row_key)`.
-struct GroupTable<'a> {
-    source_names: Vec<&'a str>,
+struct GroupTable {
+    source_names: Vec<String>,
     source: Vec<u16>,
     loc: Vec<u64>,
     ts: Vec<i64>,
@@ -366,8 +389,8 @@ struct GroupTable<'a> {
     of_row: Vec<u32>,
 }
 
-impl<'a> GroupTable<'a> {
-    fn build(input: &Input<'a>) -> Result<Self> {
+impl GroupTable {
+    fn build(input: &Input) -> Result<Self> {
         let n = input.rows / 2;
         let mut t = GroupTable {
             source_names: Vec::new(),
@@ -415,7 +438,7 @@ impl<'a> GroupTable<'a> {
 
 /// Identifiers keyed by `(type, value)`, with what is known of each.
 struct IdTable<'a> {
-    type_names: Vec<&'a str>,
+    type_names: Vec<String>,
     type_rules: Vec<&'a Rule>,
     id_type: Vec<u16>,
     loc: Vec<u64>,
@@ -431,7 +454,7 @@ struct IdTable<'a> {
 }
 
 impl<'a> IdTable<'a> {
-    fn build(input: &Input<'a>, rules: &'a Rules) -> Result<Self> {
+    fn build(input: &Input, rules: &'a Rules) -> Result<Self> {
         let n = input.rows / 2;
         let mut t = IdTable {
             type_names: Vec::new(),
@@ -451,7 +474,7 @@ impl<'a> IdTable<'a> {
         input.for_each_row(|global, b, row, c| {
             let ty = tag(&mut t.type_names, c.id_type.value(row));
             if ty as usize == t.type_rules.len() {
-                t.type_rules.push(rules.get(t.type_names[ty as usize]));
+                t.type_rules.push(rules.get(&t.type_names[ty as usize]));
             }
             let value = c.id_value.value(row);
             let when = (!c.ts.is_null(row)).then(|| c.ts.value(row));
@@ -511,11 +534,11 @@ impl<'a> IdTable<'a> {
 
 /// The small dense tag of `name` among `names` (types, sources: a handful),
 /// adding it when new.
-fn tag<'a>(names: &mut Vec<&'a str>, name: &'a str) -> u16 {
-    match names.iter().position(|n| *n == name) {
+fn tag(names: &mut Vec<String>, name: &str) -> u16 {
+    match names.iter().position(|n| n == name) {
         Some(i) => i as u16,
         None => {
-            names.push(name);
+            names.push(name.to_owned());
             (names.len() - 1) as u16
         }
     }

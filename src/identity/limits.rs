@@ -98,7 +98,7 @@ fn first_violation(
             continue;
         }
         let rule = g.type_rules[t as usize];
-        let name = g.type_names[t as usize];
+        let name = &g.type_names[t as usize];
         let total = in_a.len() + in_b.len();
         if let Some(max) = rule.max_per_profile
             && total > max

@@ -39,7 +39,7 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMi
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::error::Result;
 
-use super::graph::{Graph, NO_FIRST, NO_LAST, NONE, Rejection};
+use super::graph::{Graph, NO_FIRST, NO_LAST, NONE, Rejection, kept_columns};
 use super::limits::Held;
 use super::rules::Rules;
 use super::stable_ids::stable_ids;
@@ -137,21 +137,55 @@ fn components(g: &Graph) -> Vec<u64> {
         .collect()
 }
 
-/// Resolves identities; `batches` must have [`input_schema`].
+/// The process's resident memory (Linux; 0 elsewhere), for the phase log.
+fn resident_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096 >> 20)
+}
+
+/// Where output batches go as they fill (from two threads at once).
+pub type Sink<'s> = &'s (dyn Fn(RecordBatch) -> Result<()> + Sync);
+
+/// Resolves identities into a list of batches (see [`resolve_into`]).
 pub fn resolve(
-    batches: &[RecordBatch],
+    batches: Vec<RecordBatch>,
     rules: &Rules,
     previous: &Previous,
 ) -> Result<Vec<RecordBatch>> {
+    let out = std::sync::Mutex::new(Vec::new());
+    resolve_into(batches, rules, previous, &|batch| {
+        out.lock()
+            .map_err(|_| datafusion::error::DataFusionError::Internal("output lock".into()))?
+            .push(batch);
+        Ok(())
+    })?;
+    out.into_inner()
+        .map_err(|_| datafusion::error::DataFusionError::Internal("output lock".into()))
+}
+
+/// Resolves identities; `batches` must have [`input_schema`]. Most of
+/// their columns are dropped once interned (see [`Graph::build`]). The
+/// output goes to `sink` batch by batch as it is built, so it is never
+/// held whole; a sink error stops the work.
+pub fn resolve_into(
+    batches: Vec<RecordBatch>,
+    rules: &Rules,
+    previous: &Previous,
+    sink: Sink,
+) -> Result<()> {
     let clock = std::time::Instant::now();
     let phase = |name: &str| {
         tracing::debug!(
             phase = name,
             seconds = clock.elapsed().as_secs_f64(),
+            resident_mib = resident_mib(),
             "resolve"
         )
     };
-    let mut g = Graph::build(batches, rules)?;
+    let kept = kept_columns(&batches);
+    let mut g = Graph::build(batches, &kept, rules)?;
     phase("graph");
     let component = components(&g);
     let component_of = |i: u32| Some(component[i as usize]).filter(|&c| c != NO_COMPONENT);
@@ -253,18 +287,12 @@ pub fn resolve(
     };
     let (first_half, second_half) = std::thread::scope(|s| {
         let second = s.spawn(|| {
-            let mut out = OutputBuilder::new(g.len() - half as usize);
+            let mut out = OutputBuilder::new(sink);
             id_rows(&mut out, half..g.len() as u32)?;
             out.finish()
         });
         let first = (|| {
-            let mut out = OutputBuilder::new(
-                half as usize
-                    + link_rejections.len()
-                    + applied.len()
-                    + previous.redirects.len()
-                    + new_redirects.len(),
-            );
+            let mut out = OutputBuilder::new(sink);
             id_rows(&mut out, 0..half)?;
             // A link row: the edge, its evidence row and time.
             let link_row = |e: &Edge, profile_id, status, reason, rule| {
@@ -328,10 +356,10 @@ pub fn resolve(
     let second_half = second_half.map_err(|_| {
         datafusion::error::DataFusionError::Internal("resolve_identities: output panicked".into())
     })?;
-    let mut out = first_half?;
-    out.extend(second_half?);
+    first_half?;
+    second_half?;
     phase("output");
-    Ok(out)
+    Ok(())
 }
 
 /// Working memory [`resolve`] needs for `rows` occurrences beyond the input
@@ -602,17 +630,17 @@ struct Row<'r> {
 /// huge batch grown by copying.
 pub const BATCH_ROWS: usize = 64 * 1024;
 
-struct OutputBuilder {
+struct OutputBuilder<'s> {
     strings: Vec<StringBuilder>,
     first: TimestampMicrosecondBuilder,
     last: TimestampMicrosecondBuilder,
     component: StringBuilder,
     rows: usize,
-    done: Vec<RecordBatch>,
+    sink: Sink<'s>,
 }
 
-impl OutputBuilder {
-    fn new(rows: usize) -> Self {
+impl<'s> OutputBuilder<'s> {
+    fn new(sink: Sink<'s>) -> Self {
         Self {
             strings: (0..10)
                 .map(|_| StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 16))
@@ -621,7 +649,7 @@ impl OutputBuilder {
             last: TimestampMicrosecondBuilder::with_capacity(BATCH_ROWS).with_timezone("UTC"),
             component: StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 18),
             rows: 0,
-            done: Vec::with_capacity(rows / BATCH_ROWS + 1),
+            sink,
         }
     }
 
@@ -659,17 +687,15 @@ impl OutputBuilder {
         columns.push(Arc::new(self.first.finish()));
         columns.push(Arc::new(self.last.finish()));
         columns.push(Arc::new(self.component.finish()));
-        self.done
-            .push(RecordBatch::try_new(output_schema(), columns)?);
         self.rows = 0;
-        Ok(())
+        (self.sink)(RecordBatch::try_new(output_schema(), columns)?)
     }
 
-    fn finish(mut self) -> Result<Vec<RecordBatch>> {
-        if self.rows > 0 || self.done.is_empty() {
+    fn finish(mut self) -> Result<()> {
+        if self.rows > 0 {
             self.flush()?;
         }
-        Ok(self.done)
+        Ok(())
     }
 }
 
@@ -734,7 +760,7 @@ mod tests {
     use super::*;
 
     fn resolve_one(batches: &[RecordBatch]) -> RecordBatch {
-        let out = resolve(batches, &Rules::builtin(), &Previous::empty(0)).unwrap();
+        let out = resolve(batches.to_vec(), &Rules::builtin(), &Previous::empty(0)).unwrap();
         datafusion::arrow::compute::concat_batches(&output_schema(), &out).unwrap()
     }
 

@@ -53,7 +53,7 @@ use crate::catalog::{Catalog, DEFAULT_SCHEMA};
 use crate::engine::FullRefresh;
 use crate::identity::incremental::{PreviousOutput, Scope, filter_kept};
 use crate::identity::resolve::{
-    INPUT_COLUMNS, Previous, input_schema, memory_estimate, output_schema, resolve,
+    INPUT_COLUMNS, Previous, input_schema, memory_estimate, output_schema, resolve, resolve_into,
 };
 use crate::identity::rules::{RULE_COLUMNS, Rules};
 use crate::storage::Storage;
@@ -519,13 +519,15 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                         "resolve_identities incremental scope"
                     );
                     reserve(&reservation, &batches)?;
-                    let batches = as_input(&batches)?;
+                    let batches = as_input(batches)?;
                     let resolved =
-                        tokio::task::spawn_blocking(move || resolve(&batches, &rules, &before))
+                        tokio::task::spawn_blocking(move || resolve(batches, &rules, &before))
                             .await
                             .map_err(|e| DataFusionError::External(Box::new(e)))??;
                     phase("resolved");
-                    scope.merge(&previous, resolved)?
+                    let merged = scope.merge(&previous, resolved)?;
+                    reservation.resize(merged.iter().map(RecordBatch::get_array_memory_size).sum());
+                    futures::stream::iter(merged.into_iter().map(Ok)).boxed()
                 }
                 (_, previous_plan) => {
                     let previous = match previous_plan {
@@ -545,16 +547,36 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                         "resolve_identities input read"
                     );
                     reserve(&reservation, &batches)?;
-                    let batches = as_input(&batches)?;
-                    tokio::task::spawn_blocking(move || resolve(&batches, &rules, &previous))
-                        .await
-                        .map_err(|e| DataFusionError::External(Box::new(e)))??
+                    let batches = as_input(batches)?;
+                    // The output streams out as the resolver builds it.
+                    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+                    let work = tokio::task::spawn_blocking(move || {
+                        let sink = |batch| {
+                            tx.blocking_send(Ok(batch)).map_err(|_| {
+                                DataFusionError::Execution(
+                                    "resolve_identities: its output is no longer read".into(),
+                                )
+                            })
+                        };
+                        if let Err(e) = resolve_into(batches, &rules, &previous, &sink) {
+                            let _ = tx.blocking_send(Err(e));
+                        }
+                    });
+                    let batches = futures::stream::unfold(rx, |mut rx| async move {
+                        rx.recv().await.map(|item| (item, rx))
+                    });
+                    // A panic ends the channel: report it rather than a
+                    // short output.
+                    let ended = futures::stream::once(work).filter_map(|joined| async move {
+                        joined
+                            .err()
+                            .map(|e| Err(DataFusionError::External(Box::new(e))))
+                    });
+                    batches.chain(ended).boxed()
                 }
             };
-            reservation.resize(out.iter().map(RecordBatch::get_array_memory_size).sum());
-            let chunks: Vec<Result<RecordBatch>> = out.into_iter().map(Ok).collect();
-            // The output stays reserved until the stream is dropped.
-            Ok::<_, DataFusionError>(futures::stream::iter(chunks).map(move |chunk| {
+            // The memory stays reserved until the stream is dropped.
+            Ok::<_, DataFusionError>(out.map(move |chunk| {
                 let _held = &reservation;
                 chunk
             }))
@@ -590,11 +612,12 @@ fn reserve(reservation: &MemoryReservation, batches: &[RecordBatch]) -> Result<(
 }
 
 /// The batches with the resolver's input types; text views are kept as
-/// they are (see `identity::graph::Text`).
-fn as_input(batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+/// they are (see `identity::graph::Text`). Takes the batches, so the
+/// resolver holds the only reference to their columns and can drop them.
+fn as_input(batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
     let target = input_schema();
     batches
-        .iter()
+        .into_iter()
         .map(|b| {
             let columns = target
                 .fields()
