@@ -11,14 +11,14 @@
 //! 1. [`Scope::new`]: the touched components — those of the identifiers in
 //!    the new rows — and their identifiers, read from the previous output's
 //!    `component_id` column.
-//! 2. The caller reads the earlier occurrences, keeping the rows
-//!    [`Scope::keep`] selects: those of a touched identifier, and those of a
-//!    row group (`source`, `row_key`) in scope — one that reappears in the
-//!    new rows, or holds a kept row. [`Scope::widen`] then adds the groups
-//!    of the kept rows and the component of any identifier they bring in,
-//!    and the caller reads again until nothing is added (usually a second
-//!    read adds nothing). Hash collisions only ever add work this way,
-//!    never lose any.
+//! 2. The caller reads the earlier occurrences the scope wants
+//!    ([`Scope::wants`] on an index of hashes, or [`Scope::keep`] on a
+//!    scan): those of a touched identifier, and those of a row group
+//!    (`source`, `row_key`) in scope — one that reappears in the new rows,
+//!    or holds a kept row. [`Scope::widen`] then adds the groups of the
+//!    rows read and the component of any identifier they bring in, and the
+//!    caller reads what the wider scope wants, until nothing is added.
+//!    Hash collisions only ever add work this way, never lose any.
 //! 3. Those occurrences and the new ones are resolved with the previous
 //!    profiles of the touched components ([`Scope::previous`]).
 //! 4. [`Scope::merge`]: the previous rows of untouched components, and the

@@ -9,15 +9,20 @@
 //! for the rules and the output columns.
 //!
 //! The work happens when the plan executes (not when it is planned), on a
-//! blocking thread, over the inputs collected from all partitions. Its
-//! working memory is reserved from the session's memory pool first, so past
-//! `--memory-limit` it stops with a message saying how much it needs.
+//! blocking thread, over the inputs collected from all partitions; the
+//! output streams out batch by batch as it is built, so it is never held
+//! whole. Its working memory is reserved from the session's memory pool
+//! first, so past `--memory-limit` it stops with a message saying how much
+//! it needs.
 //!
 //! **Incremental**: when the previous output was built (by a model run)
 //! from files of the occurrences table that are all still there, and from
 //! the same rules version, only the components the new files reach are
 //! resolved again ([`crate::identity::incremental`]); the result equals a
-//! full run. `profiledb run --full-refresh` resolves everything.
+//! full run. The earlier rows of those components are found through the
+//! occurrence index ([`super::occurrence_index`]) rather than by decoding
+//! every earlier occurrence. `profiledb run --full-refresh` resolves
+//! everything.
 
 use std::fmt;
 use std::sync::Arc;
