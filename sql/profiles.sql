@@ -46,6 +46,7 @@ base AS (
            coalesce(a.event_count, 0) AS event_count,
            coalesce(o.order_count, 0) AS order_count,
            coalesce(o.total_revenue, 0.0) AS total_revenue,
+           o.last_order_at,
            CAST(date_part('day', now() - o.last_order_at) AS BIGINT) AS recency_days
     FROM people p
     LEFT JOIN latest_email e ON e.profile_id = p.profile_id AND e.rn = 1
@@ -54,10 +55,12 @@ base AS (
     LEFT JOIN activity a ON a.profile_id = p.profile_id
     LEFT JOIN purchases o ON o.profile_id = p.profile_id
 ),
--- ties are broken by profile id, so equal input gives equal scores
+-- ties are broken by profile id, so equal input gives equal scores; recency
+-- ranks by the last order's time, not by recency_days, so the scores do not
+-- move with the clock between two runs over the same data
 scored AS (
     SELECT b.*,
-           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY recency_days DESC, profile_id) AS INT) END AS r_score,
+           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY last_order_at, profile_id) AS INT) END AS r_score,
            CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY order_count, profile_id) AS INT) END AS f_score,
            CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY total_revenue, profile_id) AS INT) END AS m_score
     FROM base b

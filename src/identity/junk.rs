@@ -24,17 +24,21 @@ const JUNK: &[&str] = &[
     "no@email.com",
 ];
 
-/// True for placeholder values; `Some(reason)` says which kind.
+/// The longest entry of [`JUNK`], in bytes.
+const LONGEST_JUNK: usize = 19;
+
+/// True for placeholder values; `Some(reason)` says which kind. Called for
+/// every distinct identifier, so it allocates nothing and stops at the
+/// first byte that decides.
 pub fn junk_reason(value: &str) -> Option<&'static str> {
     let v = value.trim();
-    if v.chars().all(|c| c == '0' || c == '-') {
+    if v.bytes().all(|b| b == b'0' || b == b'-') {
         return Some("junk value: empty, zeros or dashes");
     }
-    let lower = v.to_ascii_lowercase();
-    if JUNK.contains(&lower.as_str()) {
+    if v.len() <= LONGEST_JUNK && JUNK.iter().any(|j| j.eq_ignore_ascii_case(v)) {
         return Some("junk value: placeholder");
     }
-    if lower.chars().all(|c| !c.is_alphanumeric()) {
+    if !v.chars().any(char::is_alphanumeric) {
         return Some("junk value: no letters or digits");
     }
     None
@@ -46,6 +50,7 @@ mod tests {
 
     #[test]
     fn placeholders_are_junk_real_ids_are_not() {
+        assert_eq!(JUNK.iter().map(|j| j.len()).max(), Some(LONGEST_JUNK));
         for v in [
             "null",
             " NULL ",
@@ -56,6 +61,8 @@ mod tests {
             "anonymous",
             "-1",
             "--",
+            "NoEmail@NoEmail.com",
+            " ?? ",
         ] {
             assert!(junk_reason(v).is_some(), "{v:?}");
         }
@@ -64,6 +71,8 @@ mod tests {
             "ana@x.com",
             "+14155550100",
             "3f2a9c1e-0000-4000-8000-000000000001",
+            "nullable",
+            "é",
         ] {
             assert!(junk_reason(v).is_none(), "{v:?}");
         }

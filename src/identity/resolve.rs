@@ -206,15 +206,22 @@ pub fn resolve_into(
         .iter()
         .map(|r| r.max_per_profile == Some(1))
         .collect();
+    // Rank: one-per-profile first (by priority), then earliest seen, then
+    // type and value — the strings only read on a tie.
     let rank = |i: u32| {
         let ex = exclusive[g.id_type[i as usize] as usize];
         (
             !ex,
             if ex { g.rule(i).priority } else { 0 },
             g.first_ts[i as usize],
-            g.type_name(i),
-            g.value(i),
         )
+    };
+    let outranks = |i: u32, other: u32| match rank(i).cmp(&rank(other)) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => {
+            (g.type_name(i), g.value(i)) < (g.type_name(other), g.value(other))
+        }
     };
     let mut root_of: Vec<u32> = vec![NONE; g.len()];
     let mut representative: Vec<u32> = vec![NONE; g.len()];
@@ -225,7 +232,7 @@ pub fn resolve_into(
         let root = uf.find(i);
         root_of[i as usize] = root;
         let rep = &mut representative[root as usize];
-        if *rep == NONE || rank(i) < rank(*rep) {
+        if *rep == NONE || outranks(i, *rep) {
             *rep = i;
         }
     }

@@ -138,11 +138,13 @@ impl Previous {
         })
     }
 
-    /// Did any earlier run use this profile id?
-    fn was_used(&self, pid: &str) -> bool {
+    /// Did any earlier run use the profile id of this hash?
+    fn was_used(&self, h: u64) -> bool {
         if self.is_empty() && self.redirect_ids.is_empty() {
             return false;
         }
+        let pid = render(h);
+        let pid = pid.as_str();
         self.redirect_ids.contains(pid)
             || self
                 .pids
@@ -230,16 +232,39 @@ pub fn stable_ids<'a>(
         }
         ids[slot] = keep;
     }
-    fresh.sort_by_key(|&slot| root_key(roots[slot]));
+    // A new set's id is the hash of its representative. Almost always
+    // that hash is free and no other new set has it: those are assigned
+    // as they come. The rest (hash collisions, ids used before) take
+    // `value#n` suffixes in the order of their representatives, so the
+    // outcome never depends on the input order.
+    let first_hash = |slot: usize| {
+        let (t, v) = root_key(roots[slot]);
+        identifier_hash(t, v)
+    };
+    let mut seen: hashbrown::HashMap<u64, bool> = hashbrown::HashMap::with_capacity(fresh.len());
+    for &slot in &fresh {
+        seen.entry(first_hash(slot))
+            .and_modify(|unique| *unique = false)
+            .or_insert(true);
+    }
+    let taken = |h: u64| previous.used_elsewhere.contains(&h) || previous.was_used(h);
+    let mut contested = Vec::new();
     let mut assigned: hashbrown::HashSet<u64> = hashbrown::HashSet::with_capacity(fresh.len());
     for slot in fresh {
+        let h = first_hash(slot);
+        if seen[&h] && !taken(h) {
+            assigned.insert(h);
+            ids[slot] = render(h);
+        } else {
+            contested.push(slot);
+        }
+    }
+    contested.sort_by_key(|&slot| root_key(roots[slot]));
+    for slot in contested {
         let (t, v) = root_key(roots[slot]);
         let mut h = identifier_hash(t, v);
         let mut n = 1;
-        while assigned.contains(&h)
-            || previous.used_elsewhere.contains(&h)
-            || previous.was_used(&render(h))
-        {
+        while assigned.contains(&h) || taken(h) {
             h = identifier_hash(t, &format!("{v}#{n}"));
             n += 1;
         }
