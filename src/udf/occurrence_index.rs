@@ -354,9 +354,9 @@ async fn read_occurrences(
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{Array, AsArray, StringArray, TimestampMicrosecondArray};
-    use datafusion::arrow::datatypes::TimeUnit;
 
     use super::*;
+    use crate::identity::resolve::input_schema;
 
     /// An occurrence file of `rows` rows: row r is `(events, m<r/2>, r,
     /// cookie, c<r%7>)`; with `value` false it has no `id_value` column.
@@ -364,16 +364,12 @@ mod tests {
         let text = |f: &dyn Fn(usize) -> String| -> ArrayRef {
             Arc::new(StringArray::from_iter_values((0..rows).map(f)))
         };
-        let mut fields = vec![
-            Field::new("source", DataType::Utf8, true),
-            Field::new("row_key", DataType::Utf8, true),
-            Field::new(
-                "ts",
-                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                true,
-            ),
-            Field::new("id_type", DataType::Utf8, true),
-        ];
+        // The resolver's input columns, without reject_reason.
+        let input = input_schema();
+        let mut fields: Vec<Field> = input.fields()[..4]
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         let mut columns = vec![
             text(&|_| "events".into()),
             text(&|r| format!("m{}", r / 2)),
@@ -383,7 +379,7 @@ mod tests {
             text(&|_| "cookie".into()),
         ];
         if value {
-            fields.push(Field::new("id_value", DataType::Utf8, true));
+            fields.push(input.field(4).clone());
             columns.push(text(&|r| format!("c{}", r % 7)));
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
@@ -398,12 +394,18 @@ mod tests {
         Bytes::from(out)
     }
 
+    /// A memory storage holding `file` at `path`, and the file as listed.
+    async fn stored(path: &str, file: Bytes) -> (Storage, Vec<(String, u64)>) {
+        let storage = Storage::open("memory://").unwrap();
+        let size = file.len() as u64;
+        storage.put_bytes(path, file).await.unwrap();
+        (storage, vec![(path.to_owned(), size)])
+    }
+
     #[tokio::test]
     async fn selects_rows_by_hash_once_and_reads_just_them() {
-        let storage = Storage::open("memory://").unwrap();
-        let file = occurrence_file(5000, true);
-        let size = file.len() as u64;
-        storage.put_bytes("data/occ/a.parquet", file).await.unwrap();
+        let (storage, files) = stored("data/occ/a.parquet", occurrence_file(5000, true)).await;
+        let size = files[0].1;
         storage
             .put_bytes(
                 &index_file("occ", "data/gone.parquet", 1),
@@ -411,7 +413,6 @@ mod tests {
             )
             .await
             .unwrap();
-        let files = vec![("data/occ/a.parquet".to_owned(), size)];
         let mut index = OccurrenceIndex::load(&storage, "occ", &files)
             .await
             .unwrap()
@@ -466,11 +467,7 @@ mod tests {
 
     #[tokio::test]
     async fn files_without_an_input_column_are_not_indexed() {
-        let storage = Storage::open("memory://").unwrap();
-        let file = occurrence_file(10, false);
-        let size = file.len() as u64;
-        storage.put_bytes("data/occ/b.parquet", file).await.unwrap();
-        let files = vec![("data/occ/b.parquet".to_owned(), size)];
+        let (storage, files) = stored("data/occ/b.parquet", occurrence_file(10, false)).await;
         assert!(
             OccurrenceIndex::load(&storage, "occ", &files)
                 .await
