@@ -237,28 +237,42 @@ pub fn stable_ids<'a>(
     // as they come. The rest (hash collisions, ids used before) take
     // `value#n` suffixes in the order of their representatives, so the
     // outcome never depends on the input order.
-    let first_hash = |slot: usize| {
-        let (t, v) = root_key(roots[slot]);
-        identifier_hash(t, v)
+    let first_hash: Vec<u64> = fresh
+        .iter()
+        .map(|&slot| {
+            let (t, v) = root_key(roots[slot]);
+            identifier_hash(t, v)
+        })
+        .collect();
+    // Hashes two new sets share (found by sorting; usually none).
+    let shared: hashbrown::HashSet<u64> = {
+        let mut sorted = first_hash.clone();
+        sorted.sort_unstable();
+        sorted
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect()
     };
-    let mut seen: hashbrown::HashMap<u64, bool> = hashbrown::HashMap::with_capacity(fresh.len());
-    for &slot in &fresh {
-        seen.entry(first_hash(slot))
-            .and_modify(|unique| *unique = false)
-            .or_insert(true);
-    }
     let taken = |h: u64| previous.used_elsewhere.contains(&h) || previous.was_used(h);
     let mut contested = Vec::new();
-    let mut assigned: hashbrown::HashSet<u64> = hashbrown::HashSet::with_capacity(fresh.len());
-    for slot in fresh {
-        let h = first_hash(slot);
-        if seen[&h] && !taken(h) {
-            assigned.insert(h);
+    for (&slot, &h) in fresh.iter().zip(&first_hash) {
+        if !shared.contains(&h) && !taken(h) {
             ids[slot] = render(h);
         } else {
             contested.push(slot);
         }
     }
+    // Ids the contested sets must not take: those just given out.
+    let mut assigned: hashbrown::HashSet<u64> = if contested.is_empty() {
+        hashbrown::HashSet::new()
+    } else {
+        first_hash
+            .iter()
+            .filter(|h| !shared.contains(*h) && !taken(**h))
+            .copied()
+            .collect()
+    };
     contested.sort_by_key(|&slot| root_key(roots[slot]));
     for slot in contested {
         let (t, v) = root_key(roots[slot]);
@@ -299,4 +313,35 @@ pub fn identifier_hash(id_type: &str, id_value: &str) -> u64 {
 
 fn render(hash: u64) -> String {
     format!("p_{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_set_whose_id_is_taken_gets_the_next_free_one() {
+        let keys = [("email", "a@x.com"), ("email", "b@x.com"), ("cookie", "c1")];
+        let roots = [0u32, 1, 2];
+        let root_key = |r: u32| keys[r as usize];
+        let mut previous = Previous::empty(0);
+        // A profile outside this run's scope already has a@x.com's id.
+        previous
+            .used_elsewhere
+            .insert(identifier_hash("email", "a@x.com"));
+        let (ids, redirects) = stable_ids(&roots, root_key, Vec::new(), &previous);
+        assert!(redirects.is_empty());
+        assert_eq!(ids[0], render(identifier_hash("email", "a@x.com#1")));
+        assert_eq!(ids[1], render(identifier_hash("email", "b@x.com")));
+        assert_eq!(ids[2], render(identifier_hash("cookie", "c1")));
+        // The same sets in another order get the same ids.
+        let order = [2u32, 0, 1];
+        let (again, _) = stable_ids(
+            &[0, 1, 2],
+            |r| keys[order[r as usize] as usize],
+            Vec::new(),
+            &previous,
+        );
+        assert_eq!(again, vec![ids[2].clone(), ids[0].clone(), ids[1].clone()]);
+    }
 }
