@@ -256,9 +256,11 @@ pub fn stable_ids<'a>(
     };
     let taken = |h: u64| previous.used_elsewhere.contains(&h) || previous.was_used(h);
     let mut contested = Vec::new();
+    let mut given = Vec::with_capacity(fresh.len());
     for (&slot, &h) in fresh.iter().zip(&first_hash) {
         if !shared.contains(&h) && !taken(h) {
             ids[slot] = render(h);
+            given.push(h);
         } else {
             contested.push(slot);
         }
@@ -267,11 +269,7 @@ pub fn stable_ids<'a>(
     let mut assigned: hashbrown::HashSet<u64> = if contested.is_empty() {
         hashbrown::HashSet::new()
     } else {
-        first_hash
-            .iter()
-            .filter(|h| !shared.contains(*h) && !taken(**h))
-            .copied()
-            .collect()
+        given.into_iter().collect()
     };
     contested.sort_by_key(|&slot| root_key(roots[slot]));
     for slot in contested {

@@ -85,7 +85,7 @@ impl OccurrenceIndex {
             .try_collect()
             .await?;
         // Indexes of files the table no longer has.
-        let wanted: Vec<String> = files
+        let wanted: std::collections::HashSet<String> = files
             .iter()
             .map(|(p, s)| index_file(table, p, *s))
             .collect();
