@@ -227,6 +227,12 @@ async fn run_models(
                         m.seconds,
                         match m.mode {
                             BuildMode::Full => String::new(),
+                            BuildMode::Incremental if m.deleted_rows > 0 => format!(
+                                "  (incremental: +{} -{} rows{})",
+                                m.new_rows,
+                                m.deleted_rows,
+                                if m.compacted { ", compacted" } else { "" }
+                            ),
                             BuildMode::Incremental =>
                                 format!("  (incremental: +{} rows)", m.new_rows),
                             BuildMode::Unchanged => "  (unchanged)".to_owned(),

@@ -15,6 +15,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::Statistics;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::TableType;
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
@@ -71,46 +72,51 @@ impl TableProvider for FileSubset {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let plan = self.inner.scan(state, projection, filters, limit).await?;
-        let schema = plan.schema();
         if self.keep.is_empty() {
-            return Ok(Arc::new(EmptyExec::new(schema)));
+            return Ok(Arc::new(EmptyExec::new(plan.schema())));
         }
-        let restricted = plan.transform_up(|node| {
-            let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() else {
-                return Ok(Transformed::no(node));
-            };
-            let groups: Vec<FileGroup> = config
-                .file_groups
-                .iter()
-                .map(|g| {
-                    FileGroup::new(
-                        g.files()
-                            .iter()
-                            .filter(|f| self.keep.contains(f.object_meta.location.as_ref()))
-                            .cloned()
-                            .collect(),
-                    )
-                })
-                .filter(|g| !g.is_empty())
-                .collect();
-            if groups.is_empty() {
-                return Ok(Transformed::yes(
-                    Arc::new(EmptyExec::new(node.schema())) as Arc<dyn ExecutionPlan>
-                ));
-            }
-            let builder = FileScanConfigBuilder::from(config.clone());
-            let table_schema = Arc::clone(builder.table_schema());
-            let config = builder
-                .with_file_groups(groups)
-                .with_statistics(Statistics::new_unknown(&table_schema))
-                .build();
-            Ok(Transformed::yes(
-                DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
-            ))
-        })?;
-        Ok(restricted.data)
+        map_scanned_files(plan, |f| {
+            self.keep
+                .contains(f.object_meta.location.as_ref())
+                .then(|| f.clone())
+        })
     }
+}
+
+/// `plan` with each file its scans read replaced by what `f` makes of it
+/// (None: not read), and statistics dropped (they describe the files as
+/// they were). A scan left with no file reads nothing.
+pub fn map_scanned_files(
+    plan: Arc<dyn ExecutionPlan>,
+    f: impl Fn(&PartitionedFile) -> Option<PartitionedFile>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let mapped = plan.transform_up(|node| {
+        let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+            return Ok(Transformed::no(node));
+        };
+        let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() else {
+            return Ok(Transformed::no(node));
+        };
+        let groups: Vec<FileGroup> = config
+            .file_groups
+            .iter()
+            .map(|g| FileGroup::new(g.files().iter().filter_map(&f).collect()))
+            .filter(|g| !g.is_empty())
+            .collect();
+        if groups.is_empty() {
+            return Ok(Transformed::yes(
+                Arc::new(EmptyExec::new(node.schema())) as Arc<dyn ExecutionPlan>
+            ));
+        }
+        let builder = FileScanConfigBuilder::from(config.clone());
+        let table_schema = Arc::clone(builder.table_schema());
+        let config = builder
+            .with_file_groups(groups)
+            .with_statistics(Statistics::new_unknown(&table_schema))
+            .build();
+        Ok(Transformed::yes(
+            DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
+        ))
+    })?;
+    Ok(mapped.data)
 }

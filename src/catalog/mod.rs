@@ -6,6 +6,7 @@
 //! after re-reading only the catalog files that changed. DDL is persisted
 //! first and then refreshed, so what a client created survives a restart.
 
+pub mod deleted_rows;
 pub mod file_subset;
 pub mod oid;
 pub mod pg_catalog;
@@ -25,7 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CatalogError, Error, Result};
 use crate::storage::publish::{self, InputFiles, TablePointer};
-use crate::storage::{Listed, Storage, layout};
+use crate::storage::{Listed, Storage, deletes, layout};
+use deleted_rows::WithDeletedRows;
 use views::{ViewDef, ViewProvider};
 
 pub const DEFAULT_SCHEMA: &str = "public";
@@ -218,7 +220,7 @@ impl Catalog {
                 return Ok(None);
             };
             return Ok(Some(CachedFile::Table(Box::new(
-                self.table_relation(pointer)?,
+                self.table_relation(pointer).await?,
             ))));
         }
         if layout::parse_object_file(layout::CATALOG_VIEWS, path).is_some() {
@@ -239,7 +241,7 @@ impl Catalog {
         Ok(None)
     }
 
-    fn table_relation(&self, pointer: TablePointer) -> Result<Relation> {
+    async fn table_relation(&self, pointer: TablePointer) -> Result<Relation> {
         let schema = pointer.arrow_schema()?;
         let urls = pointer
             .files
@@ -251,12 +253,17 @@ impl Catalog {
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
             .with_schema(Arc::clone(&schema));
+        let mut provider: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
+        if !pointer.deletes.is_empty() {
+            let deleted = deletes::load_all(&self.storage, &pointer.deletes).await?;
+            provider = Arc::new(WithDeletedRows::new(provider, &self.storage, &deleted));
+        }
         Ok(Relation {
             schema: pointer.schema.clone(),
             name: pointer.name.clone(),
             kind: RelationKind::Table,
             arrow_schema: schema,
-            provider: Arc::new(ListingTable::try_new(config)?),
+            provider,
             pointer: Some(pointer),
             view: None,
         })
@@ -274,6 +281,7 @@ impl Catalog {
                 Some(InputFiles {
                     version: None,
                     files: source.file_list.clone(),
+                    deleted: BTreeMap::new(),
                 })
             }
             RelationKind::Table => {
@@ -281,6 +289,11 @@ impl Catalog {
                 Some(InputFiles {
                     version: Some(pointer.version.clone()),
                     files: pointer.files.iter().map(|f| (f.clone(), 0)).collect(),
+                    deleted: pointer
+                        .deletes
+                        .iter()
+                        .map(|(f, d)| (f.clone(), d.deleted))
+                        .collect(),
                 })
             }
             RelationKind::View => None,

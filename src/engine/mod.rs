@@ -9,6 +9,7 @@ pub mod pg_dialect;
 pub mod session;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::execution::SessionStateBuilder;
@@ -19,6 +20,8 @@ use crate::catalog::provider::ProfileCatalogProvider;
 use crate::catalog::{Catalog, DEFAULT_SCHEMA};
 use crate::error::Result;
 use crate::storage::Storage;
+use crate::storage::deletes::PendingDeletes;
+use crate::storage::publish::TablePointer;
 
 pub use session::{Outcome, Session};
 
@@ -29,6 +32,41 @@ pub const CATALOG_NAME: &str = "profiledb";
 /// work start over: `profiledb run --full-refresh`.
 #[derive(Debug, Default)]
 pub struct FullRefresh;
+
+/// Offered to a model's query by a model run (as a session configuration
+/// extension) when the query only reads one table function, whole, and the
+/// model has a current version (`base`). A function that can state its
+/// result as changes to that version claims it while it is planned, emits
+/// only its new rows, and hands over the rows of `base` it deletes
+/// ([`PendingDeletes`]) when its output ends. The run then publishes
+/// `base`'s files less those rows, plus the new ones: a cost that follows
+/// the change, not the table (see [`crate::storage::deletes`]).
+#[derive(Debug)]
+pub struct DeltaTarget {
+    pub table: String,
+    pub base: TablePointer,
+    pub deletes: Arc<PendingDeletes>,
+    claimed: AtomicBool,
+}
+
+impl DeltaTarget {
+    pub fn new(table: &str, base: TablePointer) -> Self {
+        Self {
+            table: table.to_owned(),
+            base,
+            deletes: Arc::default(),
+            claimed: AtomicBool::new(false),
+        }
+    }
+
+    pub fn claim(&self) {
+        self.claimed.store(true, Ordering::SeqCst);
+    }
+
+    pub fn claimed(&self) -> bool {
+        self.claimed.load(Ordering::SeqCst)
+    }
+}
 
 #[derive(Debug)]
 pub struct Engine {

@@ -25,6 +25,7 @@
 //!    new result. Blocked and model-rejected values belong to no component:
 //!    their one row each is merged (first and last seen, earliest evidence).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -32,10 +33,14 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::TimestampMicrosecondType;
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::Result;
 use hashbrown::{HashMap, HashSet};
 
 use super::graph::{MODEL_RULE, Text};
+use crate::storage::deletes::{DeletedRows, NewDeletes};
+use crate::storage::live_rows::{LiveBatch, LiveRows};
+
 use super::resolve::{
     COMPONENT_COLUMN, STATUS_LINKED, STATUS_REDIRECT, STATUS_REJECTED, identifier_hash,
     output_schema, parse_component,
@@ -58,10 +63,15 @@ const OUT_FIRST: usize = 10;
 const OUT_LAST: usize = 11;
 
 /// The previous output in plain columns, with each row's identifier hash
-/// and component (None for a redirect or a row of no component).
+/// and component (None for a redirect or a row of no component), and its
+/// place in the previous version's files.
 pub struct PreviousOutput {
     batches: Vec<RecordBatch>,
     keys: Vec<Vec<(u64, Option<u64>)>>,
+    /// Per batch: its data file (index into `files`), each row's position.
+    places: Vec<(usize, Vec<u32>)>,
+    files: Vec<String>,
+    file_rows: Vec<u64>,
     /// Identifiers the rules block (junk values, which may occur in
     /// millions of rows): their earlier occurrences need not be read, as
     /// the rules block them again and their row is merged.
@@ -69,21 +79,30 @@ pub struct PreviousOutput {
 }
 
 impl PreviousOutput {
-    /// `batches` must have the resolver's output columns (any string
-    /// encoding).
-    pub fn new(batches: Vec<RecordBatch>) -> Result<Self> {
+    /// The previous version's rows must have the resolver's output columns
+    /// (any string encoding).
+    pub fn new(live: LiveRows) -> Result<Self> {
         let schema = output_schema();
-        let batches = batches
-            .iter()
-            .map(|b| {
-                let columns = schema
-                    .fields()
-                    .iter()
-                    .zip(b.columns())
-                    .map(|(f, c)| cast(c, f.data_type()))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
-            })
+        let mut places = Vec::with_capacity(live.batches.len());
+        let batches = live
+            .batches
+            .into_iter()
+            .map(
+                |LiveBatch {
+                     file,
+                     positions,
+                     batch: b,
+                 }| {
+                    places.push((file, positions));
+                    let columns = schema
+                        .fields()
+                        .iter()
+                        .zip(b.columns())
+                        .map(|(f, c)| cast(c, f.data_type()))
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
+                },
+            )
             .collect::<Result<Vec<_>>>()?;
         let keys = batches
             .iter()
@@ -116,6 +135,9 @@ impl PreviousOutput {
         Ok(Self {
             batches,
             keys,
+            places,
+            files: live.files,
+            file_rows: live.file_rows,
             blocked,
         })
     }
@@ -312,11 +334,7 @@ impl Scope {
     /// The new output: the previous rows outside the scope, and `resolved`
     /// (the resolution of everything in scope), with the rows of values
     /// in no component merged with their previous rows.
-    pub fn merge(
-        &self,
-        previous: &PreviousOutput,
-        resolved: Vec<RecordBatch>,
-    ) -> Result<Vec<RecordBatch>> {
+    pub fn merge(&self, previous: &PreviousOutput, resolved: Vec<RecordBatch>) -> Result<Merged> {
         // The rows of no component in the new result, by identifier.
         let mut fresh: HashMap<u64, Vec<(usize, usize)>> = HashMap::new();
         for (b, batch) in resolved.iter().enumerate() {
@@ -337,7 +355,7 @@ impl Scope {
                 && text(a, OUT_VALUE).value(ar) == text(b, OUT_VALUE).value(br)
         };
         let mut merged_with: HashMap<(usize, usize), (usize, usize)> = HashMap::new();
-        let mut out = Vec::with_capacity(previous.batches.len() + resolved.len());
+        let mut kept = Vec::with_capacity(previous.batches.len());
         for (pb, (batch, keys)) in previous.batches.iter().zip(&previous.keys).enumerate() {
             let status = text(batch, OUT_STATUS);
             let linked_type = batch.column(OUT_LINKED_TYPE);
@@ -366,23 +384,111 @@ impl Scope {
                     Some(keep)
                 })
                 .collect();
-            let kept = filter_record_batch(batch, &mask)?;
-            if kept.num_rows() > 0 {
-                out.push(kept);
-            }
+            kept.push(mask);
         }
         let mut merges: Vec<Vec<(usize, (usize, usize))>> = vec![Vec::new(); resolved.len()];
         for (&(b, r), &p) in &merged_with {
             merges[b].push((r, p));
         }
-        for (batch, merges) in resolved.into_iter().zip(merges) {
-            if merges.is_empty() {
-                out.push(batch);
-            } else {
-                out.push(merge_rows(&batch, &merges, &previous.batches)?);
+        let new = resolved
+            .into_iter()
+            .zip(merges)
+            .map(|(batch, merges)| match merges.is_empty() {
+                true => Ok(batch),
+                false => merge_rows(&batch, &merges, &previous.batches),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Merged { kept, new })
+    }
+}
+
+/// The outcome of [`Scope::merge`]: which previous rows stay, and the new
+/// rows.
+pub struct Merged {
+    /// Per previous batch.
+    kept: Vec<BooleanArray>,
+    new: Vec<RecordBatch>,
+}
+
+impl Merged {
+    /// The whole new output.
+    pub fn into_output(self, previous: &PreviousOutput) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::with_capacity(previous.batches.len() + self.new.len());
+        for (batch, keep) in previous.batches.iter().zip(&self.kept) {
+            out.extend(filter_kept(batch, keep)?);
+        }
+        out.extend(self.new);
+        Ok(out)
+    }
+
+    /// The new output as changes to the previous version: the rows to add,
+    /// and the previous rows to delete (by data file). A redirect the
+    /// resolver states again, unchanged, is neither deleted nor added.
+    pub fn into_delta(self, previous: &PreviousOutput) -> Result<(Vec<RecordBatch>, NewDeletes)> {
+        let schema = output_schema();
+        let converter = RowConverter::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        let redirects = |b: &RecordBatch| -> Vec<usize> {
+            let status = text(b, OUT_STATUS);
+            (0..b.num_rows())
+                .filter(|&r| status.value(r) == STATUS_REDIRECT)
+                .collect()
+        };
+        // Restated redirects, by their encoded row.
+        let mut restated: HashMap<Vec<u8>, Vec<(usize, usize)>> = HashMap::new();
+        for (b, batch) in self.new.iter().enumerate() {
+            let rows = converter.convert_columns(batch.columns())?;
+            for r in redirects(batch) {
+                restated
+                    .entry(rows.row(r).as_ref().to_vec())
+                    .or_default()
+                    .push((b, r));
             }
         }
-        Ok(out)
+        let mut unchanged: Vec<Vec<bool>> =
+            self.new.iter().map(|b| vec![false; b.num_rows()]).collect();
+        let mut deleted: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+        for (pb, (batch, keep)) in previous.batches.iter().zip(&self.kept).enumerate() {
+            let (file, positions) = &previous.places[pb];
+            let mut still = vec![false; batch.num_rows()];
+            if !restated.is_empty() {
+                let rows = converter.convert_columns(batch.columns())?;
+                for r in redirects(batch) {
+                    if let Some((b, nr)) = restated.get_mut(rows.row(r).as_ref()).and_then(Vec::pop)
+                    {
+                        unchanged[b][nr] = true;
+                        still[r] = true;
+                    }
+                }
+            }
+            let gone = deleted.entry(*file).or_default();
+            for (r, &p) in positions.iter().enumerate() {
+                if !keep.value(r) && !still[r] {
+                    gone.push(p);
+                }
+            }
+        }
+        let mut added = Vec::with_capacity(self.new.len());
+        for (batch, unchanged) in self.new.iter().zip(unchanged) {
+            let mask: BooleanArray = unchanged.into_iter().map(|u| Some(!u)).collect();
+            added.extend(filter_kept(batch, &mask)?);
+        }
+        let deletes = deleted
+            .into_iter()
+            .filter(|(_, rows)| !rows.is_empty())
+            .map(|(f, rows)| {
+                (
+                    previous.files[f].clone(),
+                    (previous.file_rows[f], DeletedRows::new(rows)),
+                )
+            })
+            .collect();
+        Ok((added, deletes))
     }
 }
 

@@ -19,14 +19,14 @@ use std::time::Instant;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::sql::parser::Statement as DFStatement;
 
 use super::dag::{self, Node};
 use super::template::{self, Materialized};
 use crate::catalog::file_subset::FileSubset;
 use crate::catalog::{DEFAULT_SCHEMA, RelationKind};
-use crate::engine::{Engine, FullRefresh};
+use crate::engine::{DeltaTarget, Engine, FullRefresh};
 use crate::error::{Error, Result};
 use crate::storage::publish::{self, InputFiles, TablePointer, VersionMeta};
 
@@ -57,6 +57,10 @@ pub struct ModelMetrics {
     pub mode: BuildMode,
     /// Rows written by this run (for an incremental build, the new ones).
     pub new_rows: u64,
+    /// Rows of the previous version an incremental build deleted.
+    pub deleted_rows: u64,
+    /// The build rewrote its deleted rows away (see `compact`).
+    pub compacted: bool,
     pub rows: u64,
     pub bytes: u64,
     pub files: usize,
@@ -126,6 +130,8 @@ pub async fn run(
                 status: ModelStatus::Skipped,
                 mode: BuildMode::Full,
                 new_rows: 0,
+                deleted_rows: 0,
+                compacted: false,
                 rows: 0,
                 bytes: 0,
                 files: 0,
@@ -140,6 +146,8 @@ pub async fn run(
                     status: ModelStatus::Built,
                     mode: built.mode,
                     new_rows: built.new_rows,
+                    deleted_rows: built.deleted_rows,
+                    compacted: built.compacted,
                     rows: built.pointer.rows,
                     bytes: built.pointer.bytes,
                     files: built.pointer.files.len(),
@@ -153,6 +161,8 @@ pub async fn run(
                         status: ModelStatus::Failed,
                         mode: BuildMode::Full,
                         new_rows: 0,
+                        deleted_rows: 0,
+                        compacted: false,
                         rows: 0,
                         bytes: 0,
                         files: 0,
@@ -172,6 +182,8 @@ struct Built {
     pointer: TablePointer,
     mode: BuildMode,
     new_rows: u64,
+    deleted_rows: u64,
+    compacted: bool,
 }
 
 async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Result<Built> {
@@ -211,7 +223,9 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
     let mut append_to = None;
     if node.config.materialized == Materialized::Incremental
         && !options.full_refresh
-        && let Some(current) = current.filter(|c| c.sql_hash.as_deref() == Some(&sql_hash))
+        && let Some(current) = current
+            .clone()
+            .filter(|c| c.sql_hash.as_deref() == Some(&sql_hash))
     {
         let rendered = template::render(&node.model.sql, true).map_err(|message| Error::Model {
             model: name.clone(),
@@ -230,6 +244,8 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
                     pointer: current,
                     mode: BuildMode::Unchanged,
                     new_rows: 0,
+                    deleted_rows: 0,
+                    compacted: false,
                 });
             }
             Some((restricted, _)) if same_columns(restricted.schema().as_arrow(), &current) => {
@@ -248,6 +264,26 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
             session.plan(stmt).await.map_err(other_err)?
         }
     };
+    // A query that only reads a table function may answer with a delta.
+    // (The function itself checks that its inputs allow it.)
+    let delta = match &current {
+        Some(base)
+            if append_to.is_none()
+                && !options.full_refresh
+                && base.sql_hash.as_deref() == Some(&sql_hash)
+                && reads_one_relation(&plan) =>
+        {
+            let target = Arc::new(DeltaTarget::new(name, base.clone()));
+            session
+                .context()
+                .state_ref()
+                .write()
+                .config_mut()
+                .set_extension(Arc::clone(&target));
+            Some(target)
+        }
+        _ => None,
+    };
     let inputs = input_files(engine, node, &plan);
     let stream = session
         .context()
@@ -257,22 +293,30 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
         .execute_stream()
         .await
         .map_err(model_err)?;
+    let mut deletes = None;
+    if let Some(target) = delta.filter(|t| t.claimed()) {
+        append_to = Some(target.base.clone());
+        deletes = Some(Arc::clone(&target.deletes));
+    }
     let incremental = append_to.is_some();
-    let published = publish::publish_version(
-        engine.storage(),
-        DEFAULT_SCHEMA,
-        name,
-        stream,
-        VersionMeta {
-            produced_by: Some(format!("model {name} ({})", node.model.path)),
-            inputs,
-            sql_hash: Some(sql_hash),
-            append_to,
-        },
-    )
-    .await
-    .map_err(other_err)?;
+    let meta = VersionMeta {
+        produced_by: Some(format!("model {name} ({})", node.model.path)),
+        inputs,
+        sql_hash: Some(sql_hash),
+        append_to,
+        deletes,
+    };
+    let published =
+        publish::publish_version(engine.storage(), DEFAULT_SCHEMA, name, stream, meta.clone())
+            .await
+            .map_err(other_err)?;
     catalog.refresh().await?;
+    let mut pointer = published.pointer;
+    let compacted = needs_compaction(&pointer);
+    if compacted {
+        pointer = compact(engine, name, meta).await.map_err(other_err)?;
+        catalog.refresh().await?;
+    }
     Ok(Built {
         mode: if published.unchanged {
             BuildMode::Unchanged
@@ -282,8 +326,69 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
             BuildMode::Full
         },
         new_rows: published.new_rows,
-        pointer: published.pointer,
+        deleted_rows: published.deleted_rows,
+        compacted,
+        pointer,
     })
+}
+
+/// Whether a version's deleted rows are a quarter of its data files' rows
+/// or more: reading them costs more than rewriting the table once.
+fn needs_compaction(pointer: &TablePointer) -> bool {
+    let deleted = pointer.deleted_rows();
+    deleted > 0 && deleted * 4 >= pointer.rows + deleted
+}
+
+/// Rewrites a table's live rows as a version of its own (no deleted rows),
+/// with the same record of what it was built from.
+async fn compact(engine: &Arc<Engine>, name: &str, meta: VersionMeta) -> Result<TablePointer> {
+    let started = Instant::now();
+    let stream = engine
+        .session()
+        .context()
+        .sql(&format!("SELECT * FROM \"{DEFAULT_SCHEMA}\".\"{name}\""))
+        .await?
+        .execute_stream()
+        .await?;
+    let meta = VersionMeta {
+        append_to: None,
+        deletes: None,
+        ..meta
+    };
+    let published =
+        publish::publish_version(engine.storage(), DEFAULT_SCHEMA, name, stream, meta).await?;
+    tracing::info!(
+        model = name,
+        rows = published.pointer.rows,
+        seconds = started.elapsed().as_secs_f64(),
+        "compacted: deleted rows rewritten away"
+    );
+    Ok(published.pointer)
+}
+
+/// Does the plan read one relation, whole and unchanged (`SELECT *` of a
+/// table or table function)? Only then may the relation state the model's
+/// result as a delta.
+fn reads_one_relation(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Projection(p) => {
+            p.expr.len() == p.input.schema().fields().len()
+                && p.expr.iter().enumerate().all(|(i, e)| {
+                    matches!(e, Expr::Column(c) if p.input.schema().index_of_column(c).ok() == Some(i))
+                })
+                && reads_one_relation(&p.input)
+        }
+        LogicalPlan::SubqueryAlias(a) => reads_one_relation(&a.input),
+        LogicalPlan::TableScan(scan) => {
+            scan.filters.is_empty()
+                && scan.fetch.is_none()
+                && scan.projection.as_ref().is_none_or(|p| {
+                    p.len() == scan.source.schema().fields().len()
+                        && p.iter().enumerate().all(|(i, &c)| i == c)
+                })
+        }
+        _ => false,
+    }
 }
 
 /// The plan with each raw source read only from the files that arrived

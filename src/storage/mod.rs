@@ -5,16 +5,23 @@
 //! Invariants: `raw/` is never written by profiledb (outside explicit erasure
 //! jobs); everything else is published atomically (see [`publish`]).
 
+pub mod deletes;
 pub mod layout;
+pub mod live_rows;
 pub mod publish;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::datasource::listing::{ListingTableUrl, PartitionedFile};
+use datafusion::datasource::physical_plan::parquet::{
+    DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
+};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::object_store::path::Path;
 use datafusion::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::TryStreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -159,6 +166,31 @@ impl Storage {
             .get_range(&path, range)
             .await
             .map_err(|e| Error::storage(&path, e))
+    }
+
+    /// An async Parquet reader of the file at `rel`; `size` 0: unknown
+    /// (table files are recorded without their size), asked of the store.
+    pub async fn parquet_reader(&self, rel: &str, size: u64) -> Result<Box<dyn AsyncFileReader>> {
+        let location = self.path(rel);
+        let size = match size {
+            0 => {
+                self.store
+                    .head(&location)
+                    .await
+                    .map_err(|e| Error::storage(&location, e))?
+                    .size
+            }
+            n => n,
+        };
+        let file = PartitionedFile::new(location.to_string(), size);
+        Ok(
+            DefaultParquetFileReaderFactory::new(Arc::clone(&self.store)).create_reader(
+                0,
+                file,
+                None,
+                &ExecutionPlanMetricsSet::new(),
+            )?,
+        )
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, rel: &str) -> Result<Option<T>> {

@@ -23,6 +23,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::deletes::{DeleteFile, DeletedRows, NewDeletes, PendingDeletes};
 use super::{Storage, layout};
 use crate::error::{Error, Result};
 
@@ -91,6 +92,10 @@ pub struct TablePointer {
     /// reading it (as `identity_graph` reads the rules) see no change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_hash: Option<String>,
+    /// Rows of `files` that are deleted, by data file (see
+    /// [`super::deletes`]); `rows` counts the others.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deletes: BTreeMap<String, DeleteFile>,
 }
 
 /// A table's or source's files as some version saw them.
@@ -99,15 +104,22 @@ pub struct InputFiles {
     /// The table's version (None for a raw source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    /// `(path relative to the storage root, size in bytes)`.
+    /// `(path relative to the storage root, size in bytes)`; a table's
+    /// files are recorded with size 0 (they never change once written).
     pub files: Vec<(String, u64)>,
+    /// A table's files with deleted rows: how many.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deleted: BTreeMap<String, u64>,
 }
 
 impl InputFiles {
     /// The files of `current` not in `self`, or None when one of `self`'s
-    /// files is gone or changed size (the input was rewritten, not
-    /// appended to).
+    /// files is gone, changed size or lost rows (the input was rewritten,
+    /// not appended to).
     pub fn appended(&self, current: &InputFiles) -> Option<Vec<(String, u64)>> {
+        if self.deleted != current.deleted {
+            return None;
+        }
         let now: BTreeMap<&str, u64> = current
             .files
             .iter()
@@ -144,6 +156,9 @@ pub struct VersionMeta {
     /// Keep these files of the current version and add the new rows to
     /// them (an incremental append), instead of replacing them.
     pub append_to: Option<TablePointer>,
+    /// With `append_to`: rows of its files to delete, handed over when the
+    /// stream ends (a delta: deleted rows plus new rows).
+    pub deletes: Option<Arc<PendingDeletes>>,
 }
 
 /// The outcome of [`publish_version`].
@@ -152,11 +167,34 @@ pub struct Published {
     pub pointer: TablePointer,
     /// Rows written by this publish (the appended part).
     pub new_rows: u64,
+    /// Rows of the base version this publish deleted.
+    pub deleted_rows: u64,
     /// The content equals the current version's, which was kept.
     pub unchanged: bool,
 }
 
 impl TablePointer {
+    /// Rows of the data files that are deleted.
+    pub fn deleted_rows(&self) -> u64 {
+        self.deletes.values().map(|d| d.deleted).sum()
+    }
+
+    /// The version folders this version's files (data and deletes) are in.
+    fn version_dirs(&self) -> BTreeSet<String> {
+        let table_dir = format!("{}/", layout::table_dir(&self.schema, &self.name));
+        let mut dirs = BTreeSet::from([self.version.clone()]);
+        for f in self
+            .files
+            .iter()
+            .chain(self.deletes.values().map(|d| &d.path))
+        {
+            if let Some(v) = f.strip_prefix(&table_dir).and_then(|r| r.split('/').next()) {
+                dirs.insert(v.to_owned());
+            }
+        }
+        dirs
+    }
+
     pub fn arrow_schema(&self) -> Result<SchemaRef> {
         schema_of(
             &self.columns,
@@ -195,15 +233,25 @@ pub async fn publish_version(
 ) -> Result<Published> {
     let version = new_version_id();
     let dir = layout::table_version_dir(schema, name, &version);
-    let written = match write_files(storage, &dir, stream, meta.append_to.is_some()).await {
-        Ok(w) => w,
-        Err(e) => {
-            if let Err(cleanup) = storage.delete_prefix(&dir).await {
-                tracing::warn!(%dir, error = %cleanup, "could not remove an unpublished version");
-            }
-            return Err(e);
+    let result = write_version(storage, schema, name, &version, &dir, stream, meta).await;
+    if result.as_ref().is_err() {
+        if let Err(cleanup) = storage.delete_prefix(&format!("{dir}/")).await {
+            tracing::warn!(%dir, error = %cleanup, "could not remove an unpublished version");
         }
-    };
+    }
+    result
+}
+
+async fn write_version(
+    storage: &Storage,
+    schema: &str,
+    name: &str,
+    version: &str,
+    dir: &str,
+    stream: SendableRecordBatchStream,
+    meta: VersionMeta,
+) -> Result<Published> {
+    let written = write_files(storage, dir, stream, meta.append_to.is_some()).await?;
     let previous: Option<TablePointer> = storage
         .get_json(&layout::table_pointer(schema, name))
         .await
@@ -216,32 +264,39 @@ pub async fn publish_version(
         && p.content_hash == written.content_hash
         && p.columns == columns
     {
-        storage.delete_prefix(&dir).await?;
-        let mut kept = p.clone();
-        kept.inputs = meta.inputs;
-        kept.sql_hash = meta.sql_hash;
-        storage
-            .put_json(&layout::table_pointer(schema, name), &kept)
-            .await?;
-        return Ok(Published {
-            pointer: kept,
-            new_rows: 0,
-            unchanged: true,
-        });
+        return keep_version(storage, dir, p, meta).await;
     }
-    let (mut files, mut rows, mut bytes) = (Vec::new(), 0, 0);
+    let (mut files, mut rows, mut bytes, mut deletes) = (Vec::new(), 0, 0, BTreeMap::new());
+    let mut deleted_now = 0;
     if let Some(base) = &meta.append_to {
         files.extend(base.files.iter().cloned());
         rows += base.rows;
         bytes += base.bytes;
+        deletes = base.deletes.clone();
+        if let Some(pending) = &meta.deletes {
+            let Some(new) = pending.take() else {
+                return Err(Error::Metadata {
+                    path: layout::table_pointer(schema, name),
+                    message: "the rows this version deletes were not handed over".into(),
+                });
+            };
+            deleted_now = apply_deletes(storage, dir, &mut files, &mut deletes, base, new).await?;
+        }
+        if written.rows == 0
+            && deleted_now == 0
+            && let Some(p) = previous.as_ref().filter(|p| p.version == base.version)
+        {
+            // Nothing to add, nothing to delete: the version stands.
+            return keep_version(storage, dir, p, meta).await;
+        }
     }
     files.extend(written.files);
     let pointer = TablePointer {
         schema: schema.to_owned(),
         name: name.to_owned(),
-        version,
+        version: version.to_owned(),
         files,
-        rows: rows + written.rows,
+        rows: rows + written.rows - deleted_now,
         bytes: bytes + written.bytes,
         published_at: chrono::Utc::now().to_rfc3339(),
         columns,
@@ -253,6 +308,7 @@ pub async fn publish_version(
         } else {
             None
         },
+        deletes,
     };
     storage
         .put_json(&layout::table_pointer(schema, name), &pointer)
@@ -261,8 +317,92 @@ pub async fn publish_version(
     Ok(Published {
         pointer,
         new_rows: written.rows,
+        deleted_rows: deleted_now,
         unchanged: false,
     })
+}
+
+/// Keeps the current version `p` (with the new record of what it was
+/// built from) and removes the unused new folder `dir`.
+async fn keep_version(
+    storage: &Storage,
+    dir: &str,
+    p: &TablePointer,
+    meta: VersionMeta,
+) -> Result<Published> {
+    storage.delete_prefix(&format!("{dir}/")).await?;
+    let mut kept = p.clone();
+    kept.inputs = meta.inputs;
+    kept.sql_hash = meta.sql_hash;
+    storage
+        .put_json(&layout::table_pointer(&p.schema, &p.name), &kept)
+        .await?;
+    Ok(Published {
+        pointer: kept,
+        new_rows: 0,
+        deleted_rows: 0,
+        unchanged: true,
+    })
+}
+
+/// Adds `new` deletions to a version's `files` and `deletes`: a delete
+/// file in `dir` per data file that loses rows (holding its earlier
+/// deletions too), and data files left with no row dropped. Answers how
+/// many rows were deleted that were not before.
+async fn apply_deletes(
+    storage: &Storage,
+    dir: &str,
+    files: &mut Vec<String>,
+    deletes: &mut BTreeMap<String, DeleteFile>,
+    base: &TablePointer,
+    new: NewDeletes,
+) -> Result<u64> {
+    let mut deleted_now = 0;
+    for (n, (data, (file_rows, rows))) in new.into_iter().enumerate() {
+        if !files.contains(&data) {
+            return Err(Error::Metadata {
+                path: data,
+                message: format!(
+                    "cannot delete rows of a file version {} lacks",
+                    base.version
+                ),
+            });
+        }
+        if rows
+            .positions()
+            .last()
+            .is_some_and(|&r| u64::from(r) >= file_rows)
+        {
+            return Err(Error::Metadata {
+                path: data,
+                message: format!("deleted row past the file's {file_rows} rows"),
+            });
+        }
+        let (before, all) = match base.deletes.get(&data) {
+            Some(f) => (f.deleted, DeletedRows::load(storage, f).await?.union(&rows)),
+            None => (0, rows),
+        };
+        deleted_now += all.len() as u64 - before;
+        if all.len() as u64 == file_rows {
+            files.retain(|f| f != &data);
+            deletes.remove(&data);
+            continue;
+        }
+        if all.len() as u64 == before {
+            continue;
+        }
+        let path = format!("{dir}/deletes-{n:05}.parquet");
+        storage.put_bytes(&path, all.encode()?).await?;
+        deletes.insert(
+            data,
+            DeleteFile {
+                path,
+                deleted: all.len() as u64,
+                file_rows,
+            },
+        );
+    }
+    Ok(deleted_now)
 }
 
 struct Written {
@@ -420,18 +560,8 @@ async fn prune_versions(
     };
     // An appended version holds files of earlier version folders: every
     // folder the current or the previous pointer names is kept.
-    let mut named: BTreeSet<String> = BTreeSet::new();
-    for p in std::iter::once(current).chain(previous) {
-        named.insert(p.version.clone());
-        for f in &p.files {
-            if let Some(v) = f
-                .strip_prefix(&format!("{table_dir}/"))
-                .and_then(|r| r.split('/').next())
-            {
-                named.insert(v.to_owned());
-            }
-        }
-    }
+    let mut named = current.version_dirs();
+    named.extend(previous.map(TablePointer::version_dirs).unwrap_or_default());
     for version in versions {
         let keep = named.contains(&version);
         if !keep {
@@ -592,5 +722,115 @@ mod tests {
         let again = publish_b().await.unwrap();
         assert!(again.unchanged);
         assert_eq!(again.pointer.version, same.pointer.version);
+    }
+
+    /// Publishes `values` as a delta of `base`: new rows, and deleted
+    /// positions per data file (by index in `base.files`).
+    async fn delta(
+        storage: &Storage,
+        base: &TablePointer,
+        values: Vec<i64>,
+        deleted: &[(usize, u64, Vec<u32>)],
+    ) -> Published {
+        let pending = Arc::new(PendingDeletes::default());
+        pending.put(
+            deleted
+                .iter()
+                .map(|(f, rows, d)| (base.files[*f].clone(), (*rows, DeletedRows::new(d.clone()))))
+                .collect(),
+        );
+        let meta = VersionMeta {
+            append_to: Some(base.clone()),
+            deletes: Some(pending),
+            ..VersionMeta::default()
+        };
+        publish_version(
+            storage,
+            "public",
+            "d",
+            stream_of(vec![Ok(batch(values))]),
+            meta,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn live(storage: &Storage, p: &TablePointer) -> Vec<(usize, u32, i64)> {
+        let rows = super::super::live_rows::LiveRows::read(storage, p)
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for b in &rows.batches {
+            let x = b
+                .batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            for (i, &pos) in b.positions.iter().enumerate() {
+                out.push((b.file, pos, x.value(i)));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn deltas_delete_rows_without_rewriting_files() {
+        let storage = Storage::open("memory://").unwrap();
+        let first = publish_table(
+            &storage,
+            "public",
+            "d",
+            stream_of(vec![Ok(batch((0..6).collect()))]),
+            None,
+        )
+        .await
+        .unwrap();
+        // Delete rows 1 and 4, add 100.
+        let second = delta(&storage, &first, vec![100], &[(0, 6, vec![1, 4])]).await;
+        assert_eq!((second.new_rows, second.deleted_rows), (1, 2));
+        let p = second.pointer;
+        assert_eq!(p.rows, 5);
+        assert_eq!(p.files[0], first.files[0], "the first file is kept");
+        assert_eq!(p.deleted_rows(), 2);
+        assert_eq!(
+            live(&storage, &p).await,
+            vec![(0, 0, 0), (0, 2, 2), (0, 3, 3), (0, 5, 5), (1, 0, 100)]
+        );
+        // Deleting again: the earlier deletions stay; a row deleted twice
+        // counts once.
+        let third = delta(&storage, &p, vec![], &[(0, 6, vec![4, 5]), (1, 1, vec![0])]).await;
+        assert_eq!(third.deleted_rows, 2);
+        let p = third.pointer;
+        assert_eq!(p.files.len(), 1, "a file with no row left is dropped");
+        assert_eq!(p.rows, 3);
+        assert_eq!(
+            live(&storage, &p).await,
+            vec![(0, 0, 0), (0, 2, 2), (0, 3, 3)]
+        );
+        // Pruning kept every file the pointer names.
+        for f in p.files.iter().chain(p.deletes.values().map(|d| &d.path)) {
+            assert!(storage.get_bytes(f).await.unwrap().is_some(), "{f} pruned");
+        }
+        // Nothing added, nothing deleted: the version stands.
+        let same = delta(&storage, &p, vec![], &[]).await;
+        assert!(same.unchanged);
+        assert_eq!(same.pointer.version, p.version);
+        // A delete past the end of a file is refused, and publishes nothing.
+        let pending = Arc::new(PendingDeletes::default());
+        pending.put([(p.files[0].clone(), (6, DeletedRows::new(vec![9])))].into());
+        let meta = VersionMeta {
+            append_to: Some(p.clone()),
+            deletes: Some(pending),
+            ..VersionMeta::default()
+        };
+        let bad = publish_version(&storage, "public", "d", stream_of(vec![]), meta).await;
+        assert!(bad.unwrap_err().to_string().contains("past the file"));
+        let current: TablePointer = storage
+            .get_json(&layout::table_pointer("public", "d"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(current.version, p.version);
     }
 }

@@ -23,19 +23,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt64Array, new_null_array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::listing::PartitionedFile;
-use datafusion::datasource::physical_plan::parquet::{
-    DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
-};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::object_store::ObjectStoreExt;
 use datafusion::parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
-use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::metadata::PageIndexPolicy;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
-use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::identity::graph::Text;
@@ -288,19 +281,10 @@ async fn read_occurrences(
     size: u64,
     selection: Option<RowSelection>,
 ) -> Result<Option<Vec<RecordBatch>>> {
-    let location = storage.path(path);
-    // Table files are recorded without their size (they never change).
-    let size = match size {
-        0 => {
-            let head = storage.store().head(&location).await;
-            head.map_err(|e| DataFusionError::ObjectStore(Box::new(e)))?
-                .size
-        }
-        n => n,
-    };
-    let file = PartitionedFile::new(location.to_string(), size);
-    let reader: Box<dyn AsyncFileReader> = DefaultParquetFileReaderFactory::new(storage.store())
-        .create_reader(0, file, None, &ExecutionPlanMetricsSet::new())?;
+    let reader = storage
+        .parquet_reader(path, size)
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
     // The page index lets a selection skip pages it has no row in.
     let options = ArrowReaderOptions::new().with_page_index_policy(if selection.is_some() {
         PageIndexPolicy::Optional

@@ -55,13 +55,15 @@ use futures::StreamExt;
 use super::occurrence_index::OccurrenceIndex;
 use crate::catalog::file_subset::FileSubset;
 use crate::catalog::{Catalog, DEFAULT_SCHEMA};
-use crate::engine::FullRefresh;
+use crate::engine::{DeltaTarget, FullRefresh};
 use crate::identity::incremental::{PreviousOutput, Scope, filter_kept};
 use crate::identity::resolve::{
     INPUT_COLUMNS, Previous, input_schema, memory_estimate, output_schema, resolve, resolve_into,
 };
 use crate::identity::rules::{RULE_COLUMNS, Rules};
 use crate::storage::Storage;
+use crate::storage::live_rows::LiveRows;
+use crate::storage::publish::TablePointer;
 
 #[derive(Debug)]
 pub struct ResolveIdentitiesFunc {
@@ -108,19 +110,25 @@ struct ResolveIdentitiesTable {
 }
 
 /// The occurrence files an incremental run reads: those the previous
-/// output has not seen, and those it has.
+/// output has not seen, and those it has; and the previous output.
 struct Increment {
     new_files: Vec<String>,
     seen_files: Vec<(String, u64)>,
+    previous: TablePointer,
 }
 
-/// Where the occurrence files an incremental run has seen are, for their
-/// [`OccurrenceIndex`].
+/// What an incremental run reads besides its inputs: the previous output
+/// (read with each row's place, which a delta deletes by) and the
+/// occurrence files it had seen (for their [`OccurrenceIndex`]); and,
+/// when its output replaces the previous one as a delta, where the
+/// deleted rows go.
 #[derive(Debug, Clone)]
 struct History {
     storage: Storage,
     table: String,
     files: Vec<(String, u64)>,
+    previous: TablePointer,
+    delta: Option<Arc<DeltaTarget>>,
 }
 
 impl ResolveIdentitiesTable {
@@ -140,6 +148,10 @@ impl ResolveIdentitiesTable {
         let seen = previous.inputs.get(&self.table)?;
         let now = self.catalog.input_files(&self.table)?;
         now.version.as_ref()?;
+        // The index reads occurrence files whole, deleted rows included.
+        if !now.deleted.is_empty() {
+            return None;
+        }
         let new_files = seen.appended(&now)?;
         if let Some(rules) = &self.rules_table
             && previous.inputs.get(rules)?.version != self.catalog.input_files(rules)?.version
@@ -149,6 +161,7 @@ impl ResolveIdentitiesTable {
         Some(Increment {
             new_files: new_files.into_iter().map(|(p, _)| p).collect(),
             seen_files: seen.files.clone(),
+            previous: previous.clone(),
         })
     }
 
@@ -263,15 +276,10 @@ impl TableProvider for ResolveIdentitiesTable {
             );
         }
         // The previous output, if there is one yet (not on a first run):
-        // all of it for an incremental run, which keeps most of its rows.
+        // its profile ids and redirects. An incremental run reads all of
+        // it itself, as it keeps most of its rows.
         let previous = match &self.previous_table {
-            Some(name) if increment.is_some() => Some(
-                plan_input(state, &format!("SELECT * FROM {name}"), |e| {
-                    format!("resolve_identities: previous output {name} cannot be read: {e}")
-                })
-                .await?,
-            ),
-            Some(name) if table_exists(state, name) => Some(
+            Some(name) if increment.is_none() && table_exists(state, name) => Some(
                 plan_input(
                     state,
                     &format!(
@@ -290,10 +298,20 @@ impl TableProvider for ResolveIdentitiesTable {
             Some(inc) => {
                 let seen: Vec<String> = inc.seen_files.iter().map(|(p, _)| p.clone()).collect();
                 inputs.push(self.occurrences_in(state, &seen, has_reason).await?);
+                // Replacing its previous output, it may answer with a delta.
+                let delta = state.config().get_extension::<DeltaTarget>().filter(|t| {
+                    Some(&t.table) == self.previous_table.as_ref()
+                        && t.base.version == inc.previous.version
+                });
+                if let Some(t) = &delta {
+                    t.claim();
+                }
                 Some(History {
                     storage: self.catalog.storage().clone(),
                     table: self.table.clone(),
                     files: inc.seen_files,
+                    previous: inc.previous,
+                    delta,
                 })
             }
             None => None,
@@ -432,11 +450,7 @@ impl ExecutionPlan for ResolveIdentitiesExec {
         } else {
             None
         };
-        let seen_plan = if self.history.is_some() {
-            inputs.next()
-        } else {
-            None
-        };
+        let seen_plan = inputs.next();
         let history = self.history.clone();
         let work = async move {
             let Some(occurrences) = occurrences else {
@@ -450,10 +464,12 @@ impl ExecutionPlan for ResolveIdentitiesExec {
             let now = chrono::Utc::now().timestamp_micros();
             let reservation =
                 MemoryConsumer::new("resolve_identities").register(context.memory_pool());
-            let out = match (seen_plan, previous_plan) {
-                (Some(seen), Some(previous)) => {
-                    let previous =
-                        PreviousOutput::new(collect(previous, Arc::clone(&context)).await?)?;
+            let out = match (seen_plan, history) {
+                (Some(seen), Some(history)) => {
+                    let previous = LiveRows::read(&history.storage, &history.previous)
+                        .await
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    let previous = PreviousOutput::new(previous)?;
                     let delta = collect(occurrences, Arc::clone(&context)).await?;
                     let mut scope = Scope::new(&previous, &delta)?;
                     let phase = |phase: &str| {
@@ -464,10 +480,9 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                     // Earlier occurrences in scope, read until the scope
                     // stops growing.
                     let mut kept = Vec::new();
-                    let index = match &history {
-                        Some(h) => OccurrenceIndex::load(&h.storage, &h.table, &h.files).await?,
-                        None => None,
-                    };
+                    let index =
+                        OccurrenceIndex::load(&history.storage, &history.table, &history.files)
+                            .await?;
                     phase(match index {
                         Some(_) => "occurrence index loaded",
                         None => "earlier occurrences not indexed: scanning them",
@@ -531,10 +546,23 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                             .map_err(|e| DataFusionError::External(Box::new(e)))??;
                     phase("resolved");
                     let merged = scope.merge(&previous, resolved)?;
-                    reservation.resize(merged.iter().map(RecordBatch::get_array_memory_size).sum());
-                    futures::stream::iter(merged.into_iter().map(Ok)).boxed()
+                    let out = match &history.delta {
+                        Some(target) => {
+                            let (added, deleted) = merged.into_delta(&previous)?;
+                            tracing::debug!(
+                                deleted = deleted.values().map(|(_, d)| d.len()).sum::<usize>(),
+                                added = added.iter().map(RecordBatch::num_rows).sum::<usize>(),
+                                "resolve_identities delta"
+                            );
+                            target.deletes.put(deleted);
+                            added
+                        }
+                        None => merged.into_output(&previous)?,
+                    };
+                    reservation.resize(out.iter().map(RecordBatch::get_array_memory_size).sum());
+                    futures::stream::iter(out.into_iter().map(Ok)).boxed()
                 }
-                (_, previous_plan) => {
+                _ => {
                     let previous = match previous_plan {
                         Some(plan) => Previous::from_batches(
                             &collect(plan, Arc::clone(&context)).await?,

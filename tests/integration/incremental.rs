@@ -124,6 +124,15 @@ async fn land_and_compare(root: &Path, batch: &Path, sources: &[&str], step: &st
         "{log}"
     );
     assert!(!log.contains("scanning them"), "{log}");
+    // ... and published its result as a delta: the rows of the touched
+    // components deleted from the previous version's files, their new
+    // rows added (or, past a quarter of deleted rows, compacted).
+    let graph = log
+        .lines()
+        .find(|l| l.contains(" identity_graph "))
+        .unwrap_or_else(|| panic!("no identity_graph line:\n{log}"));
+    assert!(graph.contains("(incremental: +"), "{graph}");
+    assert!(log.contains("resolve_identities delta"), "{log}");
     for (table, sql) in EXACT {
         let (x, y) = (rows(&a, sql).await, rows(&b, sql).await);
         assert!(!x.is_empty(), "{step}: {table} is empty");
@@ -235,7 +244,21 @@ async fn incremental_runs_equal_a_full_rebuild() {
     server.stop().await;
     let known: Vec<String> = known[0].split('|').map(str::to_owned).collect();
     traps(&fourth, &known);
-    land_and_compare(&root, &fourth, &["events"], "landing 4").await;
+    let log = land_and_compare(&root, &fourth, &["events"], "landing 4").await;
+    // A small landing leaves the graph's earlier files in place, less the
+    // rows of the components it touched: the models after it read the
+    // graph through its deleted rows (and matched the full rebuild).
+    let graph = log
+        .lines()
+        .find(|l| l.contains(" identity_graph "))
+        .unwrap();
+    assert!(
+        graph.contains(" -") && !graph.contains("compacted"),
+        "{graph}"
+    );
+    let pointer =
+        std::fs::read_to_string(root.join("catalog/tables/public/identity_graph.json")).unwrap();
+    assert!(pointer.contains("\"deletes\""), "{pointer}");
 
     // From scratch over all files: the same identifiers grouped the same
     // way, the same rejections and links (profile ids may differ: an
