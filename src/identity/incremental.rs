@@ -30,10 +30,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+    UInt32Array,
 };
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::compute::{cast, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::TimestampMicrosecondType;
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::error::Result;
 use hashbrown::{HashMap, HashSet};
 
@@ -442,28 +443,32 @@ impl Merged {
         // Restated redirects, by their encoded row.
         let mut restated: HashMap<Vec<u8>, Vec<(usize, usize)>> = HashMap::new();
         for (b, batch) in self.new.iter().enumerate() {
-            let rows = converter.convert_columns(batch.columns())?;
-            for r in redirects(batch) {
+            let at = redirects(batch);
+            for (r, row) in at.iter().zip(encoded(&converter, batch, &at)?.iter()) {
                 restated
-                    .entry(rows.row(r).as_ref().to_vec())
+                    .entry(row.as_ref().to_vec())
                     .or_default()
-                    .push((b, r));
+                    .push((b, *r));
             }
         }
-        let mut unchanged: Vec<Vec<bool>> =
-            self.new.iter().map(|b| vec![false; b.num_rows()]).collect();
+        let mut unchanged: Vec<Vec<bool>> = self
+            .new
+            .iter()
+            .map(|b| vec![false; b.num_rows()])
+            .collect();
         let mut deleted: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
         for (pb, (batch, keep)) in previous.batches.iter().zip(&self.kept).enumerate() {
             let (file, positions) = &previous.places[pb];
             let mut still = vec![false; batch.num_rows()];
-            if !restated.is_empty() {
-                let rows = converter.convert_columns(batch.columns())?;
-                for r in redirects(batch) {
-                    if let Some((b, nr)) = restated.get_mut(rows.row(r).as_ref()).and_then(Vec::pop)
-                    {
-                        unchanged[b][nr] = true;
-                        still[r] = true;
-                    }
+            let at = if restated.is_empty() {
+                Vec::new()
+            } else {
+                redirects(batch)
+            };
+            for (r, row) in at.iter().zip(encoded(&converter, batch, &at)?.iter()) {
+                if let Some((b, nr)) = restated.get_mut(row.as_ref()).and_then(Vec::pop) {
+                    unchanged[b][nr] = true;
+                    still[*r] = true;
                 }
             }
             let gone = deleted.entry(*file).or_default();
@@ -490,6 +495,13 @@ impl Merged {
             .collect();
         Ok((added, deletes))
     }
+}
+
+/// Rows `at` of `batch`, encoded for comparison.
+fn encoded(converter: &RowConverter, batch: &RecordBatch, at: &[usize]) -> Result<Rows> {
+    let indices = UInt32Array::from_iter_values(at.iter().map(|&r| r as u32));
+    let taken = take_record_batch(batch, &indices)?;
+    Ok(converter.convert_columns(taken.columns())?)
 }
 
 /// The 64-bit key of a profile id `p_<16 hex>` (other text: its hash).

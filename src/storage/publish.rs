@@ -234,10 +234,10 @@ pub async fn publish_version(
     let version = new_version_id();
     let dir = layout::table_version_dir(schema, name, &version);
     let result = write_version(storage, schema, name, &version, &dir, stream, meta).await;
-    if result.as_ref().is_err() {
-        if let Err(cleanup) = storage.delete_prefix(&format!("{dir}/")).await {
-            tracing::warn!(%dir, error = %cleanup, "could not remove an unpublished version");
-        }
+    if result.as_ref().is_err()
+        && let Err(cleanup) = storage.delete_prefix(&format!("{dir}/")).await
+    {
+        tracing::warn!(%dir, error = %cleanup, "could not remove an unpublished version");
     }
     result
 }

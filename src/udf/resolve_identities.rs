@@ -469,6 +469,11 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                     let previous = LiveRows::read(&history.storage, &history.previous)
                         .await
                         .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    tracing::debug!(
+                        seconds = clock.elapsed().as_secs_f64(),
+                        rows = previous.rows(),
+                        "resolve_identities previous output read"
+                    );
                     let previous = PreviousOutput::new(previous)?;
                     let delta = collect(occurrences, Arc::clone(&context)).await?;
                     let mut scope = Scope::new(&previous, &delta)?;
