@@ -63,14 +63,111 @@ const OUT_ROW_KEY: usize = 9;
 const OUT_FIRST: usize = 10;
 const OUT_LAST: usize = 11;
 
-/// The previous output in plain columns, with each row's identifier hash
-/// and component (None for a redirect or a row of no component), and its
-/// place in the previous version's files.
+/// What the incremental work needs of a previous row, without its text:
+/// its identifier hash, component, profile (of a linked row) and kind.
+/// The graph index stores it per row ([`RowKey::to_u64s`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowKey {
+    pub id: u64,
+    component: u64,
+    profile: u64,
+    flags: u8,
+}
+
+const HAS_COMPONENT: u8 = 1;
+const LINKED: u8 = 2;
+const REDIRECT: u8 = 4;
+/// A rejection of no component and no linked value: a blocked or
+/// model-rejected value, whose one row is merged with a new one.
+const LONE_REJECTION: u8 = 8;
+/// A lone rejection by a rule (not by the model): the rules block the
+/// value, so its earlier occurrences need not be read.
+const BLOCKED: u8 = 16;
+
+impl RowKey {
+    pub fn component(&self) -> Option<u64> {
+        (self.flags & HAS_COMPONENT != 0).then_some(self.component)
+    }
+
+    fn profile(&self) -> Option<u64> {
+        (self.flags & LINKED != 0).then_some(self.profile)
+    }
+
+    /// The keys of a batch of output rows (text columns as `Utf8`).
+    pub fn of_batch(b: &RecordBatch) -> Vec<RowKey> {
+        let (t, v) = (text(b, OUT_TYPE), text(b, OUT_VALUE));
+        let (c, status, rule) = (
+            text(b, COMPONENT_COLUMN),
+            text(b, OUT_STATUS),
+            text(b, OUT_RULE),
+        );
+        let (pid, linked_type) = (text(b, OUT_PROFILE), b.column(OUT_LINKED_TYPE));
+        (0..b.num_rows())
+            .map(|r| {
+                let component = (!c.is_null(r))
+                    .then(|| parse_component(c.value(r)))
+                    .flatten();
+                let s = status.value(r);
+                let mut flags = 0;
+                if component.is_some() {
+                    flags |= HAS_COMPONENT;
+                }
+                let profile = if s == STATUS_LINKED && !pid.is_null(r) {
+                    flags |= LINKED;
+                    profile_key(pid.value(r))
+                } else {
+                    0
+                };
+                if s == STATUS_REDIRECT {
+                    flags |= REDIRECT;
+                }
+                if component.is_none() && s == STATUS_REJECTED && linked_type.is_null(r) {
+                    flags |= LONE_REJECTION;
+                    if !rule.is_null(r) && rule.value(r) != MODEL_RULE {
+                        flags |= BLOCKED;
+                    }
+                }
+                RowKey {
+                    id: identifier_hash(t.value(r), v.value(r)),
+                    component: component.unwrap_or(0),
+                    profile,
+                    flags,
+                }
+            })
+            .collect()
+    }
+
+    pub fn to_u64s(&self) -> [u64; 4] {
+        [self.id, self.component, self.profile, u64::from(self.flags)]
+    }
+
+    pub fn from_u64s(id: u64, component: u64, profile: u64, flags: u64) -> Self {
+        Self {
+            id,
+            component,
+            profile,
+            flags: flags as u8,
+        }
+    }
+}
+
+/// A previous row known only by its key, and where it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Unread {
+    pub key: RowKey,
+    pub file: u32,
+    pub position: u32,
+}
+
+/// The previous output: rows read in plain columns with each row's key
+/// and place in the previous version's files, and (when it was read
+/// sparsely, through the graph index) the keys of the rows not read.
 pub struct PreviousOutput {
     batches: Vec<RecordBatch>,
-    keys: Vec<Vec<(u64, Option<u64>)>>,
+    keys: Vec<Vec<RowKey>>,
     /// Per batch: its data file (index into `files`), each row's position.
     places: Vec<(usize, Vec<u32>)>,
+    unread: Vec<Unread>,
     files: Vec<String>,
     file_rows: Vec<u64>,
     /// Identifiers the rules block (junk values, which may occur in
@@ -80,67 +177,92 @@ pub struct PreviousOutput {
 }
 
 impl PreviousOutput {
-    /// The previous version's rows must have the resolver's output columns
-    /// (any string encoding).
+    /// All of the previous version's rows, read. They must have the
+    /// resolver's output columns (any string encoding).
     pub fn new(live: LiveRows) -> Result<Self> {
-        let schema = output_schema();
-        let mut places = Vec::with_capacity(live.batches.len());
-        let batches = live
-            .batches
-            .into_iter()
-            .map(
-                |LiveBatch {
-                     file,
-                     positions,
-                     batch: b,
-                 }| {
-                    places.push((file, positions));
-                    let columns = schema
-                        .fields()
-                        .iter()
-                        .zip(b.columns())
-                        .map(|(f, c)| cast(c, f.data_type()))
-                        .collect::<std::result::Result<Vec<_>, _>>()?;
-                    Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
-                },
-            )
-            .collect::<Result<Vec<_>>>()?;
-        let keys = batches
-            .iter()
-            .map(|b| {
-                let (t, v) = (text(b, OUT_TYPE), text(b, OUT_VALUE));
-                let c = text(b, COMPONENT_COLUMN);
-                (0..b.num_rows())
-                    .map(|r| {
-                        let component = (!c.is_null(r)).then(|| parse_component(c.value(r)));
-                        (identifier_hash(t.value(r), v.value(r)), component.flatten())
-                    })
-                    .collect()
-            })
-            .collect::<Vec<Vec<(u64, Option<u64>)>>>();
-        let mut blocked: HashMap<u64, Vec<(usize, usize)>> = HashMap::new();
-        for (b, batch) in batches.iter().enumerate() {
-            let (status, rule) = (text(batch, OUT_STATUS), text(batch, OUT_RULE));
-            let linked_type = batch.column(OUT_LINKED_TYPE);
-            for (r, &(id, component)) in keys[b].iter().enumerate() {
-                if component.is_none()
-                    && status.value(r) == STATUS_REJECTED
-                    && linked_type.is_null(r)
-                    && !rule.is_null(r)
-                    && rule.value(r) != MODEL_RULE
-                {
-                    blocked.entry(id).or_default().push((b, r));
+        let mut out = Self::sparse(Vec::new(), live.files.clone(), live.file_rows.clone());
+        out.add_read(live)?;
+        Ok(out)
+    }
+
+    /// The previous version known by its rows' keys alone; rows are read
+    /// as they are needed ([`Self::take_unread`], [`Self::add_read`]).
+    pub fn sparse(unread: Vec<Unread>, files: Vec<String>, file_rows: Vec<u64>) -> Self {
+        Self {
+            batches: Vec::new(),
+            keys: Vec::new(),
+            places: Vec::new(),
+            unread,
+            files,
+            file_rows,
+            blocked: HashMap::new(),
+        }
+    }
+
+    /// Takes the unread rows `want` picks: positions per data file, to be
+    /// read and handed to [`Self::add_read`].
+    pub fn take_unread(&mut self, want: impl Fn(&RowKey) -> bool) -> BTreeMap<usize, Vec<u32>> {
+        let mut picks: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+        self.unread.retain(|u| {
+            let take = want(&u.key);
+            if take {
+                picks.entry(u.file as usize).or_default().push(u.position);
+            }
+            !take
+        });
+        for positions in picks.values_mut() {
+            positions.sort_unstable();
+        }
+        picks
+    }
+
+    /// Adds rows read from the previous version's files.
+    pub fn add_read(&mut self, live: LiveRows) -> Result<()> {
+        for LiveBatch {
+            file,
+            positions,
+            batch,
+        } in live.batches
+        {
+            let batch = as_output(&batch)?;
+            let keys = RowKey::of_batch(&batch);
+            let b = self.batches.len();
+            for (r, key) in keys.iter().enumerate() {
+                if key.flags & BLOCKED != 0 {
+                    self.blocked.entry(key.id).or_default().push((b, r));
                 }
             }
+            self.batches.push(batch);
+            self.keys.push(keys);
+            self.places.push((file, positions));
         }
-        Ok(Self {
-            batches,
-            keys,
-            places,
-            files: live.files,
-            file_rows: live.file_rows,
-            blocked,
-        })
+        Ok(())
+    }
+
+    /// The rows a sparse previous output must read before the scope is
+    /// known: those of blocked values.
+    pub fn take_blocked(&mut self) -> BTreeMap<usize, Vec<u32>> {
+        self.take_unread(|k| k.flags & BLOCKED != 0)
+    }
+
+    /// The rows the work on `scope` reads, once it is final: those of its
+    /// components, every redirect, and the lone rejections of identifiers
+    /// in `occurrences` (which the merge joins with their new row).
+    pub fn take_scope(
+        &mut self,
+        scope: &Scope,
+        occurrences: &[RecordBatch],
+    ) -> Result<BTreeMap<usize, Vec<u32>>> {
+        let mut ids = HashSet::new();
+        for b in occurrences {
+            let o = Occurrences::of(b)?;
+            ids.extend((0..b.num_rows()).filter_map(|r| o.id(r, None)));
+        }
+        Ok(self.take_unread(|k| {
+            k.component().is_some_and(|c| scope.components.contains(&c))
+                || k.flags & REDIRECT != 0
+                || (k.flags & LONE_REJECTION != 0 && ids.contains(&k.id))
+        }))
     }
 
     /// Did the rules block this identifier?
@@ -155,16 +277,34 @@ impl PreviousOutput {
     }
 
     pub fn rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
+        self.batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>()
+            + self.unread.len()
     }
 
-    fn each_row(&self, mut f: impl FnMut(usize, usize, u64, Option<u64>)) {
-        for (b, keys) in self.keys.iter().enumerate() {
-            for (r, &(id, component)) in keys.iter().enumerate() {
-                f(b, r, id, component);
-            }
+    /// Every row's identifier hash and component, read or not.
+    fn each_row(&self, mut f: impl FnMut(u64, Option<u64>)) {
+        for k in self.keys.iter().flatten() {
+            f(k.id, k.component());
+        }
+        for u in &self.unread {
+            f(u.key.id, u.key.component());
         }
     }
+}
+
+/// A batch of output columns in any string encoding, as `Utf8`.
+pub fn as_output(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = output_schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| cast(c, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
 }
 
 fn text(b: &RecordBatch, column: usize) -> &StringArray {
@@ -245,7 +385,7 @@ impl Scope {
     /// when a component was added.
     fn add_components_of(&mut self, previous: &PreviousOutput, ids: &HashSet<u64>) -> bool {
         let mut added = HashSet::new();
-        previous.each_row(|_, _, id, component| {
+        previous.each_row(|id, component| {
             if let Some(c) = component
                 && ids.contains(&id)
                 && !self.components.contains(&c)
@@ -256,7 +396,7 @@ impl Scope {
         if added.is_empty() {
             return false;
         }
-        previous.each_row(|_, _, id, component| {
+        previous.each_row(|id, component| {
             if component.is_some_and(|c| added.contains(&c)) {
                 self.ids.insert(id);
             }
@@ -308,20 +448,18 @@ impl Scope {
     /// profile must not take).
     pub fn previous(&self, previous: &PreviousOutput) -> Result<(Vec<RecordBatch>, HashSet<u64>)> {
         let mut used = HashSet::new();
+        // Unread rows lie outside the scope (its rows are read).
+        used.extend(previous.unread.iter().filter_map(|u| u.key.profile()));
         let mut out = Vec::new();
         for (b, keys) in previous.batches.iter().zip(&previous.keys) {
-            let status = text(b, OUT_STATUS);
-            let pid = text(b, OUT_PROFILE);
             let mask: BooleanArray = keys
                 .iter()
-                .enumerate()
-                .map(|(r, &(_, component))| {
-                    let s = status.value(r);
-                    let inside = component.is_some_and(|c| self.components.contains(&c));
-                    if s == STATUS_LINKED && !inside && !pid.is_null(r) {
-                        used.insert(profile_key(pid.value(r)));
+                .map(|k| {
+                    let inside = k.component().is_some_and(|c| self.components.contains(&c));
+                    if !inside && let Some(p) = k.profile() {
+                        used.insert(p);
                     }
-                    Some(s == STATUS_REDIRECT || (s == STATUS_LINKED && inside))
+                    Some(k.flags & REDIRECT != 0 || (k.flags & LINKED != 0 && inside))
                 })
                 .collect();
             // profile_id, id_type, id_value, status, reason, linked_value,
@@ -358,18 +496,15 @@ impl Scope {
         let mut merged_with: HashMap<(usize, usize), (usize, usize)> = HashMap::new();
         let mut kept = Vec::with_capacity(previous.batches.len());
         for (pb, (batch, keys)) in previous.batches.iter().zip(&previous.keys).enumerate() {
-            let status = text(batch, OUT_STATUS);
-            let linked_type = batch.column(OUT_LINKED_TYPE);
             let mask: BooleanArray = keys
                 .iter()
                 .enumerate()
-                .map(|(r, &(id, component))| {
-                    let s = status.value(r);
-                    let keep = match component {
-                        _ if s == STATUS_REDIRECT => false,
+                .map(|(r, k)| {
+                    let keep = match k.component() {
+                        _ if k.flags & REDIRECT != 0 => false,
                         Some(c) => !self.components.contains(&c),
-                        None if s == STATUS_REJECTED && linked_type.is_null(r) => {
-                            match fresh.get(&id).and_then(|rows| {
+                        None if k.flags & LONE_REJECTION != 0 => {
+                            match fresh.get(&k.id).and_then(|rows| {
                                 rows.iter()
                                     .find(|&&(b, rr)| same_identifier(&resolved[b], rr, batch, r))
                             }) {
@@ -412,8 +547,13 @@ pub struct Merged {
 }
 
 impl Merged {
-    /// The whole new output.
+    /// The whole new output (of a previous output read whole).
     pub fn into_output(self, previous: &PreviousOutput) -> Result<Vec<RecordBatch>> {
+        if !previous.unread.is_empty() {
+            return Err(datafusion::error::DataFusionError::Internal(
+                "a sparsely read previous output can only yield a delta".into(),
+            ));
+        }
         let mut out = Vec::with_capacity(previous.batches.len() + self.new.len());
         for (batch, keep) in previous.batches.iter().zip(&self.kept) {
             out.extend(filter_kept(batch, keep)?);
@@ -451,11 +591,8 @@ impl Merged {
                     .push((b, *r));
             }
         }
-        let mut unchanged: Vec<Vec<bool>> = self
-            .new
-            .iter()
-            .map(|b| vec![false; b.num_rows()])
-            .collect();
+        let mut unchanged: Vec<Vec<bool>> =
+            self.new.iter().map(|b| vec![false; b.num_rows()]).collect();
         let mut deleted: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
         for (pb, (batch, keep)) in previous.batches.iter().zip(&self.kept).enumerate() {
             let (file, positions) = &previous.places[pb];

@@ -9,6 +9,7 @@
 //! data/<schema>/<name>/<version>/part-*.parquet   table versions
 //! state/occurrence_index/<table>/<file>.parquet  derived per-file hashes
 //!                                            (`resolve_identities`; rebuilt if missing)
+//! state/graph_index/<table>/<file>.parquet   per-file row keys of its output (same)
 //! truth/                                     generator ground truth (tests only)
 //! ```
 
@@ -51,6 +52,16 @@ pub fn occurrence_index_dir(table: &str) -> String {
 /// The index of an occurrence file, by a digest of the file's path and size.
 pub fn occurrence_index_file(table: &str, digest: u64) -> String {
     format!("{}{digest:016x}.parquet", occurrence_index_dir(table))
+}
+
+pub fn graph_index_dir(table: &str) -> String {
+    format!("{STATE}/graph_index/{table}/")
+}
+
+/// The index of a data file of `resolve_identities`' output table, by a
+/// digest of the file's path.
+pub fn graph_index_file(table: &str, digest: u64) -> String {
+    format!("{}{digest:016x}.parquet", graph_index_dir(table))
 }
 
 /// Splits `catalog/<kind>/<schema>/<name>.json` into `(schema, name)`.

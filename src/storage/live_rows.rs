@@ -3,11 +3,13 @@
 //! [`super::deletes`]). Files are read directly with the Parquet reader,
 //! their deleted rows skipped by row selection, several files at a time.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
-use datafusion::parquet::arrow::arrow_reader::RowSelection;
+use datafusion::parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
+use datafusion::parquet::file::metadata::PageIndexPolicy;
 use futures::TryStreamExt;
 
 use super::Storage;
@@ -36,16 +38,45 @@ pub struct LiveRows {
 }
 
 impl LiveRows {
+    /// Every live row.
     pub async fn read(storage: &Storage, pointer: &TablePointer) -> Result<Self> {
-        let deleted = Arc::new(deletes::load_all(storage, &pointer.deletes).await?);
+        let deleted = deletes::load_all(storage, &pointer.deletes).await?;
+        let picks = pointer
+            .files
+            .iter()
+            .map(|path| Pick::Live(deleted.get(path).map(|(_, d)| d.clone())))
+            .collect();
+        Self::read_picks(storage, pointer, picks).await
+    }
+
+    /// The rows at `positions` (ascending, live) of data files, by index
+    /// in `pointer.files`; the other files are not read.
+    pub async fn read_positions(
+        storage: &Storage,
+        pointer: &TablePointer,
+        positions: &BTreeMap<usize, Vec<u32>>,
+    ) -> Result<Self> {
+        let picks = (0..pointer.files.len())
+            .map(|f| match positions.get(&f) {
+                Some(p) if !p.is_empty() => Pick::Rows(p.clone()),
+                _ => Pick::Nothing,
+            })
+            .collect();
+        Self::read_picks(storage, pointer, picks).await
+    }
+
+    async fn read_picks(
+        storage: &Storage,
+        pointer: &TablePointer,
+        picks: Vec<Pick>,
+    ) -> Result<Self> {
         let schema = pointer.arrow_schema()?;
         let mut tasks = Vec::with_capacity(pointer.files.len());
-        for (file, path) in pointer.files.iter().enumerate() {
-            let (storage, path, deleted) = (storage.clone(), path.clone(), Arc::clone(&deleted));
+        for (file, (path, pick)) in pointer.files.iter().zip(picks).enumerate() {
+            let (storage, path) = (storage.clone(), path.clone());
             let schema = Arc::clone(&schema);
             tasks.push(tokio::spawn(async move {
-                let rows = deleted.get(&path).map(|(_, d)| d);
-                read_file(&storage, file, &path, rows, &schema).await
+                read_file(&storage, file, &path, pick, &schema).await
             }));
         }
         let mut out = Self {
@@ -68,17 +99,49 @@ impl LiveRows {
     }
 }
 
+/// Every row of one data file, deleted ones included (data files never
+/// change, so what is derived from them holds for every version).
+pub async fn read_whole_file(
+    storage: &Storage,
+    path: &str,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+) -> Result<Vec<RecordBatch>> {
+    let (_, batches) = read_file(storage, 0, path, Pick::Live(None), schema).await?;
+    Ok(batches.into_iter().map(|b| b.batch).collect())
+}
+
+/// Which rows of a data file to read.
+enum Pick {
+    /// Those not deleted.
+    Live(Option<DeletedRows>),
+    /// These (ascending).
+    Rows(Vec<u32>),
+    Nothing,
+}
+
 async fn read_file(
     storage: &Storage,
     file: usize,
     path: &str,
-    deleted: Option<&DeletedRows>,
+    pick: Pick,
     schema: &datafusion::arrow::datatypes::SchemaRef,
 ) -> Result<(u64, Vec<LiveBatch>)> {
     let reader = storage.parquet_reader(path, 0).await?;
-    let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+    // The page index lets a selection skip pages it has no row in.
+    let options = ArrowReaderOptions::new().with_page_index_policy(match pick {
+        Pick::Rows(_) => PageIndexPolicy::Optional,
+        _ => PageIndexPolicy::Skip,
+    });
+    let builder = ParquetRecordBatchStreamBuilder::new_with_options(reader, options).await?;
     let file_rows = builder.metadata().file_metadata().num_rows() as u64;
-    let selection = deleted.map(|d| d.selection(file_rows));
+    let selection = match pick {
+        Pick::Live(deleted) => deleted.map(|d| d.selection(file_rows)),
+        Pick::Rows(rows) => Some(RowSelection::from_consecutive_ranges(
+            rows.iter().map(|&r| r as usize..r as usize + 1),
+            file_rows as usize,
+        )),
+        Pick::Nothing => return Ok((file_rows, Vec::new())),
+    };
     let mut positions = live_positions(selection.as_ref(), file_rows).into_iter();
     let mut builder = builder.with_batch_size(8192);
     if let Some(s) = selection {

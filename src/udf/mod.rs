@@ -12,12 +12,14 @@
 //! input, or one that cannot be normalised, gives NULL.
 
 mod explain_identity;
+mod graph_index;
 mod json_get_str;
 mod normalize_email;
 mod normalize_phone;
 mod occurrence_index;
 pub mod pg;
 mod resolve_identities;
+mod u64_columns;
 
 use std::sync::Arc;
 

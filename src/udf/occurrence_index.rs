@@ -21,16 +21,15 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt64Array, new_null_array};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
-use datafusion::parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
-use datafusion::parquet::basic::Compression;
+use datafusion::parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use datafusion::parquet::file::metadata::PageIndexPolicy;
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use futures::{StreamExt, TryStreamExt};
 
+use super::u64_columns;
 use crate::identity::graph::Text;
 use crate::identity::resolve::{INPUT_COLUMNS, identifier_hash};
 use crate::storage::{Storage, layout};
@@ -214,62 +213,18 @@ async fn load_or_build(
     }))
 }
 
-fn index_schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new("id_hash", DataType::UInt64, false),
-        Field::new("group_hash", DataType::UInt64, false),
-    ]))
-}
+const COLUMNS: [&str; 2] = ["id_hash", "group_hash"];
 
 fn encode(ids: &[u64], groups: &[u64]) -> Result<Bytes> {
-    // Hashes do not compress; statistics on them prune nothing.
-    let props = WriterProperties::builder()
-        .set_compression(Compression::UNCOMPRESSED)
-        .set_dictionary_enabled(false)
-        .set_statistics_enabled(EnabledStatistics::None)
-        .build();
-    let mut out = Vec::with_capacity(ids.len() * 16 + 1024);
-    let mut writer = ArrowWriter::try_new(&mut out, index_schema(), Some(props))?;
-    for (i, g) in ids.chunks(1 << 20).zip(groups.chunks(1 << 20)) {
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(UInt64Array::from(i.to_vec())),
-            Arc::new(UInt64Array::from(g.to_vec())),
-        ];
-        writer.write(&RecordBatch::try_new(index_schema(), columns)?)?;
-    }
-    writer.close()?;
-    Ok(Bytes::from(out))
+    u64_columns::encode(&COLUMNS, &[ids, groups])
 }
 
 /// The stored hashes; None if the file is not an index (it is rebuilt).
 fn decode(bytes: Bytes) -> Result<Option<(Vec<u64>, Vec<u64>)>> {
-    let Ok(builder) =
-        datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-    else {
-        return Ok(None);
-    };
-    if builder.schema().fields() != index_schema().fields() {
-        return Ok(None);
-    }
-    let (mut ids, mut groups) = (Vec::new(), Vec::new());
-    for batch in builder.with_batch_size(1 << 16).build()? {
-        let batch = batch?;
-        let column = |c: usize| {
-            batch
-                .column(c)
-                .as_any()
-                .downcast_ref::<UInt64Array>()
-                .map(|a| a.values().to_vec())
-        };
-        match (column(0), column(1)) {
-            (Some(i), Some(g)) => {
-                ids.extend(i);
-                groups.extend(g);
-            }
-            _ => return Ok(None),
-        }
-    }
-    Ok(Some((ids, groups)))
+    Ok(u64_columns::decode(bytes, &COLUMNS)?.map(|mut c| {
+        let groups = c.pop().unwrap_or_default();
+        (c.pop().unwrap_or_default(), groups)
+    }))
 }
 
 /// The rows of an occurrence file (all, or a selection), projected to the
@@ -341,6 +296,8 @@ mod tests {
 
     use super::*;
     use crate::identity::resolve::input_schema;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::file::properties::WriterProperties;
 
     /// An occurrence file of `rows` rows: row r is `(events, m<r/2>, r,
     /// cookie, c<r%7>)`; with `value` false it has no `id_value` column.

@@ -52,6 +52,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use super::graph_index;
 use super::occurrence_index::OccurrenceIndex;
 use crate::catalog::file_subset::FileSubset;
 use crate::catalog::{Catalog, DEFAULT_SCHEMA};
@@ -466,15 +467,30 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                 MemoryConsumer::new("resolve_identities").register(context.memory_pool());
             let out = match (seen_plan, history) {
                 (Some(seen), Some(history)) => {
-                    let previous = LiveRows::read(&history.storage, &history.previous)
-                        .await
-                        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    let (storage, pointer) = (&history.storage, &history.previous);
+                    let external = |e: crate::error::Error| DataFusionError::External(Box::new(e));
+                    // A delta reads the previous rows it needs through the
+                    // graph index; a whole output needs them all.
+                    let mut previous = match &history.delta {
+                        Some(_) => {
+                            let (keys, rows) =
+                                graph_index::load(storage, &pointer.name, pointer).await?;
+                            let files = pointer.files.clone();
+                            let mut previous = PreviousOutput::sparse(keys, files, rows);
+                            let blocked = previous.take_blocked();
+                            let read = LiveRows::read_positions(storage, pointer, &blocked);
+                            previous.add_read(read.await.map_err(external)?)?;
+                            previous
+                        }
+                        None => PreviousOutput::new(
+                            LiveRows::read(storage, pointer).await.map_err(external)?,
+                        )?,
+                    };
                     tracing::debug!(
                         seconds = clock.elapsed().as_secs_f64(),
                         rows = previous.rows(),
                         "resolve_identities previous output read"
                     );
-                    let previous = PreviousOutput::new(previous)?;
                     let delta = collect(occurrences, Arc::clone(&context)).await?;
                     let mut scope = Scope::new(&previous, &delta)?;
                     let phase = |phase: &str| {
@@ -530,6 +546,14 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                         if !scope.widen(&previous, &kept)? {
                             break;
                         }
+                    }
+                    if history.delta.is_some() {
+                        let mut occurrences = delta.clone();
+                        occurrences.extend(kept.iter().cloned());
+                        let picks = previous.take_scope(&scope, &occurrences)?;
+                        let read = LiveRows::read_positions(storage, pointer, &picks);
+                        previous.add_read(read.await.map_err(external)?)?;
+                        phase("previous rows in scope read");
                     }
                     let (previous_rows, used) = scope.previous(&previous)?;
                     let mut before = Previous::from_batches(&previous_rows, now)?;

@@ -133,6 +133,9 @@ async fn land_and_compare(root: &Path, batch: &Path, sources: &[&str], step: &st
         .unwrap_or_else(|| panic!("no identity_graph line:\n{log}"));
     assert!(graph.contains("(incremental: +"), "{graph}");
     assert!(log.contains("resolve_identities delta"), "{log}");
+    // The previous graph was read through its index: only the rows of the
+    // touched components (and redirects, and merged rejections).
+    assert!(log.contains("previous rows in scope read"), "{log}");
     for (table, sql) in EXACT {
         let (x, y) = (rows(&a, sql).await, rows(&b, sql).await);
         assert!(!x.is_empty(), "{step}: {table} is empty");

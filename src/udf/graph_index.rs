@@ -1,0 +1,120 @@
+//! The graph index: for each data file of `resolve_identities`' output
+//! table, every row's [`RowKey`] (identifier hash, component, profile,
+//! kind), in file order. An incremental run that publishes a delta learns
+//! the scope from these keys and then reads just the rows it replaces or
+//! needs (the touched components, the redirects, some lone rejections),
+//! by Parquet row selection, instead of decoding the whole previous graph.
+//!
+//! Stored under `state/graph_index/<table>/` (see [`layout`]), one file per
+//! data file, named by its path: data files never change once published
+//! (a later version only deletes rows of them, see
+//! [`crate::storage::deletes`]), so an index never goes stale. A missing
+//! one is built by reading its data file once; the indexes of files the
+//! table no longer has are deleted.
+
+use std::collections::HashSet;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::{DataFusionError, Result};
+use futures::{StreamExt, TryStreamExt};
+
+use super::u64_columns;
+use crate::identity::incremental::{RowKey, Unread, as_output};
+use crate::identity::resolve::identifier_hash;
+use crate::storage::publish::TablePointer;
+use crate::storage::{Storage, deletes, layout, live_rows};
+
+const COLUMNS: [&str; 4] = ["id_hash", "component", "profile", "flags"];
+
+/// Files indexed at once.
+const PARALLEL: usize = 2;
+
+/// The keys of every live row of `pointer`'s version of `table`, and how
+/// many rows each data file has, building the indexes that are missing.
+pub async fn load(
+    storage: &Storage,
+    table: &str,
+    pointer: &TablePointer,
+) -> Result<(Vec<Unread>, Vec<u64>)> {
+    let external = |e: crate::error::Error| DataFusionError::External(Box::new(e));
+    let deleted = deletes::load_all(storage, &pointer.deletes)
+        .await
+        .map_err(external)?;
+    let schema = pointer.arrow_schema().map_err(external)?;
+    let per_file: Vec<Vec<RowKey>> = futures::stream::iter(pointer.files.iter().cloned())
+        .map(|path| {
+            let (storage, schema) = (storage.clone(), schema.clone());
+            let rel = index_file(table, &path);
+            tokio::spawn(async move { load_or_build(&storage, &rel, &path, &schema).await })
+        })
+        .buffered(PARALLEL)
+        .map(|joined| joined.map_err(|e| DataFusionError::External(Box::new(e)))?)
+        .try_collect()
+        .await?;
+    let mut out = Vec::with_capacity(per_file.iter().map(Vec::len).sum());
+    let file_rows = per_file.iter().map(|k| k.len() as u64).collect();
+    for (file, (path, keys)) in pointer.files.iter().zip(per_file).enumerate() {
+        let gone = deleted.get(path).map(|(_, d)| d.positions()).unwrap_or(&[]);
+        let mut gone = gone.iter().peekable();
+        for (position, key) in keys.into_iter().enumerate() {
+            let position = position as u32;
+            if gone.next_if_eq(&&position).is_some() {
+                continue;
+            }
+            out.push(Unread {
+                key,
+                file: file as u32,
+                position,
+            });
+        }
+    }
+    // Indexes of files the table no longer has.
+    let wanted: HashSet<String> = pointer.files.iter().map(|p| index_file(table, p)).collect();
+    let stored = storage
+        .list(&layout::graph_index_dir(table))
+        .await
+        .map_err(external)?;
+    for (rel, _) in stored {
+        if !wanted.contains(&rel) {
+            storage.delete(&rel).await.map_err(external)?;
+        }
+    }
+    Ok((out, file_rows))
+}
+
+fn index_file(table: &str, path: &str) -> String {
+    layout::graph_index_file(table, identifier_hash("graph", path))
+}
+
+async fn load_or_build(
+    storage: &Storage,
+    rel: &str,
+    path: &str,
+    schema: &SchemaRef,
+) -> Result<Vec<RowKey>> {
+    let external = |e: crate::error::Error| DataFusionError::External(Box::new(e));
+    if let Some(bytes) = storage.get_bytes(rel).await.map_err(external)?
+        && let Some(c) = u64_columns::decode(bytes, &COLUMNS)?
+    {
+        return Ok((0..c[0].len())
+            .map(|r| RowKey::from_u64s(c[0][r], c[1][r], c[2][r], c[3][r]))
+            .collect());
+    }
+    let batches = live_rows::read_whole_file(storage, path, schema)
+        .await
+        .map_err(external)?;
+    let mut keys = Vec::new();
+    for b in &batches {
+        keys.extend(RowKey::of_batch(&as_output(b)?));
+    }
+    let mut columns = vec![Vec::with_capacity(keys.len()); COLUMNS.len()];
+    for k in &keys {
+        for (c, v) in columns.iter_mut().zip(k.to_u64s()) {
+            c.push(v);
+        }
+    }
+    let slices: Vec<&[u64]> = columns.iter().map(Vec::as_slice).collect();
+    let bytes = u64_columns::encode(&COLUMNS, &slices)?;
+    storage.put_bytes(rel, bytes).await.map_err(external)?;
+    Ok(keys)
+}
