@@ -24,6 +24,15 @@
 //! 4. [`Scope::merge`]: the previous rows of untouched components, and the
 //!    new result. Blocked and model-rejected values belong to no component:
 //!    their one row each is merged (first and last seen, earliest evidence).
+//!    [`Merged`] gives the whole output, or a delta: the previous rows to
+//!    delete (by file and position) and the rows to add.
+//!
+//! The previous output may be known sparsely ([`PreviousOutput::sparse`]):
+//! each row by its [`RowKey`] alone (from the graph index), the rows the
+//! work needs read whole as it goes — blocked values first, then, once the
+//! scope is final, its components, the redirects and the lone rejections of
+//! identifiers in the occurrences read. Rows left unread are kept as they
+//! are, which is why a sparse previous output can only yield a delta.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

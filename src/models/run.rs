@@ -11,6 +11,14 @@
 //! its SQL changed, when a file it had read is gone or changed size (the
 //! source was rewritten, not appended to), when its columns changed, or
 //! with `--full-refresh`. Tables it reads are read whole, as dbt does.
+//!
+//! A model whose query only reads one table function, whole, is offered a
+//! delta ([`DeltaTarget`]): a function that can state its result as changes
+//! to the model's current version (`resolve_identities` naming the model as
+//! its previous output) emits only new rows and names the rows it deletes,
+//! and the version is published as the current files less those rows plus
+//! the new ones. When a quarter of the stored rows are deleted ones, the
+//! table is compacted (rewritten whole) after the build.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

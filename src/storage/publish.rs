@@ -7,6 +7,12 @@
 //! writer never touches the pointer; its stray folder is removed at once, or
 //! by the next successful publish, which keeps the current and the previous
 //! version (for queries still reading it) and deletes the rest.
+//!
+//! A version may also build on the current one (`VersionMeta::append_to`):
+//! it keeps its files and adds new ones (an incremental append), and may
+//! drop rows of the kept files by writing delete files (a delta, see
+//! [`super::deletes`]). Folders that hold files a kept version names are
+//! kept by the pruning.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;

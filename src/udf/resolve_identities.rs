@@ -23,6 +23,14 @@
 //! occurrence index ([`super::occurrence_index`]) rather than by decoding
 //! every earlier occurrence. `profiledb run --full-refresh` resolves
 //! everything.
+//!
+//! **Delta**: when a model run offers it (`engine::DeltaTarget`, the model
+//! being the previous output), an incremental run emits only the rows of
+//! the touched components and hands over the previous rows they replace.
+//! It then reads the previous output through the graph index
+//! ([`super::graph_index`]): the keys of every row, and whole only the rows
+//! it replaces or needs. Without one (a query of the function), the
+//! previous output is read whole and the whole new output emitted.
 
 use std::fmt;
 use std::sync::Arc;
