@@ -13,6 +13,7 @@
 //! table no longer has are deleted.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
@@ -43,7 +44,7 @@ pub async fn load(
     let schema = pointer.arrow_schema().map_err(external)?;
     let per_file: Vec<Vec<RowKey>> = futures::stream::iter(pointer.files.iter().cloned())
         .map(|path| {
-            let (storage, schema) = (storage.clone(), schema.clone());
+            let (storage, schema) = (storage.clone(), Arc::clone(&schema));
             let rel = index_file(table, &path);
             tokio::spawn(async move { load_or_build(&storage, &rel, &path, &schema).await })
         })
