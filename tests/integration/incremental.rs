@@ -232,7 +232,23 @@ async fn incremental_runs_equal_a_full_rebuild() {
     for (batch, step) in [(&second, "landing 2"), (&third, "landing 3")] {
         let log = land_and_compare(&root, batch, &["events", "crm_contacts"], step).await;
         assert!(log.contains("(incremental: +"), "{log}");
+        // A landing as large as the history touches most components: past
+        // a quarter of deleted rows the graph is compacted (rewritten).
+        if step == "landing 2" {
+            let graph = log
+                .lines()
+                .find(|l| l.contains(" identity_graph "))
+                .unwrap();
+            assert!(graph.contains("compacted"), "{graph}");
+        }
     }
+    // Nothing new: the graph's version stands.
+    let log = profiledb(&root, &["run"]);
+    let graph = log
+        .lines()
+        .find(|l| l.contains(" identity_graph "))
+        .unwrap();
+    assert!(graph.contains("(unchanged)"), "{graph}");
 
     // Landing 4: traps built from rows of the first landing.
     let server = TestServer::start(&root).await;
