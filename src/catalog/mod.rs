@@ -6,12 +6,11 @@
 //! after re-reading only the catalog files that changed. DDL is persisted
 //! first and then refreshed, so what a client created survives a restart.
 
-pub mod deleted_rows;
-pub mod file_subset;
 pub mod oid;
 pub mod pg_catalog;
 pub mod pg_types;
 pub mod provider;
+pub mod scan_files;
 pub mod sources;
 pub mod views;
 
@@ -27,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CatalogError, Error, Result};
 use crate::storage::publish::{self, InputFiles, TablePointer};
 use crate::storage::{Listed, Storage, deletes, layout};
-use deleted_rows::WithDeletedRows;
+use scan_files::ScanFiles;
 use views::{ViewDef, ViewProvider};
 
 pub const DEFAULT_SCHEMA: &str = "public";
@@ -256,7 +255,7 @@ impl Catalog {
         let mut provider: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
         if !pointer.deletes.is_empty() {
             let deleted = deletes::load_all(&self.storage, &pointer.deletes).await?;
-            provider = Arc::new(WithDeletedRows::new(provider, &self.storage, &deleted));
+            provider = Arc::new(ScanFiles::live(provider, &self.storage, &deleted));
         }
         Ok(Relation {
             schema: pointer.schema.clone(),

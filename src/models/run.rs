@@ -32,7 +32,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 
 use super::dag::{self, Node};
 use super::template::{self, Materialized};
-use crate::catalog::file_subset::FileSubset;
+use crate::catalog::scan_files::ScanFiles;
 use crate::catalog::{DEFAULT_SCHEMA, RelationKind};
 use crate::engine::{DeltaTarget, Engine, FullRefresh};
 use crate::error::{Error, Result};
@@ -434,7 +434,7 @@ fn restrict_to_new_files(
         };
         new_files += appended.len();
         let provider = source_as_provider(&scan.source)?;
-        let subset = FileSubset::new(
+        let subset = ScanFiles::subset(
             provider,
             engine.storage(),
             appended.iter().map(|(path, _)| path),

@@ -62,7 +62,7 @@ use futures::StreamExt;
 
 use super::graph_index;
 use super::occurrence_index::OccurrenceIndex;
-use crate::catalog::file_subset::FileSubset;
+use crate::catalog::scan_files::ScanFiles;
 use crate::catalog::{Catalog, DEFAULT_SCHEMA};
 use crate::engine::{DeltaTarget, FullRefresh};
 use crate::identity::incremental::{PreviousOutput, Scope, filter_kept};
@@ -188,7 +188,7 @@ impl ResolveIdentitiesTable {
             .relation(DEFAULT_SCHEMA, &self.table)
             .cloned()
             .ok_or_else(|| DataFusionError::Plan(format!("no table {}", self.table)))?;
-        let subset = FileSubset::new(relation.provider, self.catalog.storage(), files);
+        let subset = ScanFiles::subset(relation.provider, self.catalog.storage(), files);
         let columns: Vec<Expr> = INPUT_COLUMNS
             .iter()
             .map(|&c| match c {
