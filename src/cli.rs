@@ -78,7 +78,14 @@ pub enum Command {
         listen: String,
         #[arg(long, default_value_t = 100)]
         max_connections: usize,
+        /// A TOML file of users (with roles and SCRAM verifiers) and TLS
+        /// settings. Without users, only loopback clients are served.
+        #[arg(long, env = "PROFILEDB_CONFIG")]
+        config: Option<PathBuf>,
     },
+    /// Print a SCRAM-SHA-256 verifier of the password read from standard
+    /// input, for a user's `password` in the configuration file.
+    Password,
 }
 
 pub fn main() -> ExitCode {
@@ -132,10 +139,33 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve {
             listen,
             max_connections,
+            config,
         } => {
-            let addr = config::listen_address(&listen)?;
+            let file = match &config {
+                Some(path) => config::ConfigFile::load(path)?,
+                None => config::ConfigFile::default(),
+            };
+            let security = server::Security::from_config(&file)?;
+            let addr = config::listen_address(&listen, security.users.is_some())?;
             let engine = Engine::open_limited(&cli.data, cli.memory_limit).await?;
-            serve(engine, addr, max_connections).await?;
+            let options = ServerOptions {
+                max_connections,
+                security,
+                ..ServerOptions::default()
+            };
+            serve(engine, addr, options).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Password => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| Error::io("reading the password from standard input", e))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err(Error::Config("an empty password was read".into()));
+            }
+            println!("{}", server::auth::verifier(password));
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {
@@ -143,7 +173,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             seed,
             listen,
         } => {
-            let addr = config::listen_address(&listen)?;
+            let addr = config::listen_address(&listen, false)?;
             let storage = Storage::open(&cli.data)?;
             if storage.is_empty(layout::RAW).await? {
                 generate_data(&storage, people, seed, None).await?;
@@ -155,7 +185,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             if code != ExitCode::SUCCESS {
                 return Ok(code);
             }
-            serve(engine, addr, 100).await?;
+            serve(engine, addr, ServerOptions::default()).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -272,7 +302,7 @@ async fn run_models(
 async fn serve(
     engine: Arc<Engine>,
     addr: std::net::SocketAddr,
-    max_connections: usize,
+    options: ServerOptions,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -282,7 +312,17 @@ async fn serve(
         .local_addr()
         .map_err(|e| Error::io("reading the listen address", e))?;
     eprintln!(
-        "profiledb is listening on {addr}\n  connect with: psql -h {} -p {} -U analyst profiledb",
+        "profiledb is listening on {addr}{}{}\n  connect with: psql -h {} -p {} -U analyst profiledb",
+        if options.security.users.is_some() {
+            " (SCRAM-SHA-256 passwords)"
+        } else {
+            ""
+        },
+        if options.security.tls.is_some() {
+            " (TLS)"
+        } else {
+            ""
+        },
         addr.ip(),
         addr.port()
     );
@@ -309,16 +349,7 @@ async fn serve(
         }
         eprintln!("shutting down");
     };
-    server::serve(
-        listener,
-        engine,
-        shutdown,
-        ServerOptions {
-            max_connections,
-            ..ServerOptions::default()
-        },
-    )
-    .await
+    server::serve(listener, engine, shutdown, options).await
 }
 
 fn human_bytes(b: u64) -> String {

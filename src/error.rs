@@ -52,6 +52,9 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
 

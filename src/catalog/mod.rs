@@ -30,8 +30,10 @@ use scan_files::ScanFiles;
 use views::{ViewDef, ViewProvider};
 
 pub const DEFAULT_SCHEMA: &str = "public";
+/// Where segments live (views an analyst may create).
+pub const SEGMENTS_SCHEMA: &str = "segments";
 /// Schemas that always exist and cannot be dropped.
-pub const BUILTIN_SCHEMAS: [&str; 2] = ["public", "segments"];
+pub const BUILTIN_SCHEMAS: [&str; 2] = [DEFAULT_SCHEMA, SEGMENTS_SCHEMA];
 /// Schemas answered by the engine itself, never stored.
 pub const SYSTEM_SCHEMAS: [&str; 2] = ["pg_catalog", "information_schema"];
 

@@ -23,8 +23,9 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use super::{Engine, pg_dialect};
-use crate::catalog::DEFAULT_SCHEMA;
 use crate::catalog::views::ViewDef;
+use crate::catalog::{DEFAULT_SCHEMA, SEGMENTS_SCHEMA};
+use crate::config::Role;
 use crate::error::{CatalogError, Error, Result};
 use crate::storage::publish::columns_of;
 
@@ -61,6 +62,8 @@ pub struct Session {
     engine: Arc<Engine>,
     ctx: SessionContext,
     vars: BTreeMap<String, String>,
+    /// What the connected user may do (full rights without users).
+    role: Role,
 }
 
 /// Settings every client may ask for with SHOW, with PostgreSQL's defaults.
@@ -93,6 +96,52 @@ impl Session {
             engine,
             ctx,
             vars: BTreeMap::new(),
+            role: Role::Admin,
+        }
+    }
+
+    pub fn set_role(&mut self, role: Role) {
+        self.role = role;
+    }
+
+    /// Refuses what the session's role may not do: an analyst may query,
+    /// set session settings, and create or drop views in schema
+    /// `segments`; everything else is an admin's.
+    fn authorize(&self, stmt: &Statement) -> Result<()> {
+        if self.role == Role::Admin {
+            return Ok(());
+        }
+        let in_segments = |n: &ObjectName| {
+            object_name(n).is_ok_and(|(schema, _)| {
+                schema.unwrap_or_else(|| self.default_schema()) == SEGMENTS_SCHEMA
+            })
+        };
+        let allowed = match stmt {
+            Statement::Query(_)
+            | Statement::Explain { .. }
+            | Statement::Set(_)
+            | Statement::ShowVariable { .. }
+            | Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Discard { .. }
+            | Statement::Deallocate { .. } => true,
+            Statement::CreateView(view) => in_segments(&view.name),
+            Statement::Drop {
+                object_type: ObjectType::View,
+                names,
+                ..
+            } => names.iter().all(in_segments),
+            _ => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            let what = stmt.to_string();
+            let what: String = what.chars().take(80).collect();
+            Err(Error::PermissionDenied(format!(
+                "role analyst may query, and create views in schema {SEGMENTS_SCHEMA}; not: {what}"
+            )))
         }
     }
 
@@ -103,6 +152,16 @@ impl Session {
     /// The value of a setting as SHOW prints it.
     pub fn setting(&self, name: &str) -> Option<String> {
         let key = name.to_ascii_lowercase();
+        if key == "is_superuser" {
+            return Some(
+                if self.role == Role::Admin {
+                    "on"
+                } else {
+                    "off"
+                }
+                .to_owned(),
+            );
+        }
         self.vars.get(&key).cloned().or_else(|| {
             DEFAULT_SETTINGS
                 .iter()
@@ -179,6 +238,7 @@ impl Session {
         stmt: Statement,
         params: Option<ParamValues>,
     ) -> Result<Outcome> {
+        self.authorize(&stmt)?;
         match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let physical = match self.physical_plan(&stmt, params.clone()).await {

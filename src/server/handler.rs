@@ -2,7 +2,6 @@
 //! it. A handler is created per socket, so nothing a client sets (search
 //! path, variables, prepared statements) is visible to another.
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -10,25 +9,21 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::Sink;
-use pgwire::api::auth::{
-    ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
-    save_startup_parameters_to_metadata,
-};
+use pgwire::api::auth::StartupHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
-};
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::Mutex;
 
-use super::{encode, params, sqlstate};
-use crate::engine::session::{DEFAULT_SETTINGS, TransactionChange};
+use super::startup::Startup;
+use super::{Security, encode, params, sqlstate};
+use crate::engine::session::TransactionChange;
 use crate::engine::{Engine, Outcome, Session};
 use crate::error::Error;
 
@@ -306,117 +301,6 @@ impl ExtendedQueryHandler for Connection {
     }
 }
 
-/// Startup without a password (loopback only; see `server::serve`), sending
-/// the parameters PostgreSQL 16 sends and applying `options=-c k=v`.
-pub struct Startup {
-    session: Arc<Mutex<Session>>,
-}
-
-struct Parameters(HashMap<String, String>);
-
-impl ServerParameterProvider for Parameters {
-    fn server_parameters<C>(&self, _client: &C) -> Option<HashMap<String, String>>
-    where
-        C: ClientInfo,
-    {
-        Some(self.0.clone())
-    }
-}
-
-#[async_trait]
-impl StartupHandler for Startup {
-    async fn on_startup<C>(
-        &self,
-        client: &mut C,
-        message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let PgWireFrontendMessage::Startup(ref startup) = message else {
-            return Ok(());
-        };
-        protocol_negotiation(client, startup).await?;
-        save_startup_parameters_to_metadata(client, startup);
-        let mut session = self.session.lock().await;
-        // `options=-c search_path=dbt_x -c statement_timeout=0` (dbt, psql -o)
-        if let Some(options) = startup.parameters.get("options") {
-            for (k, v) in parse_options(options) {
-                session.set_var(&k, &v).await.map_err(pg_err)?;
-            }
-        }
-        if let Some(app) = client
-            .metadata()
-            .get(pgwire::api::METADATA_APPLICATION_NAME)
-            .cloned()
-        {
-            session
-                .set_var("application_name", &app)
-                .await
-                .map_err(pg_err)?;
-        }
-        let mut params: HashMap<String, String> = HashMap::new();
-        for key in [
-            "server_version",
-            "server_encoding",
-            "client_encoding",
-            "integer_datetimes",
-            "standard_conforming_strings",
-            "is_superuser",
-            "application_name",
-            "search_path",
-        ] {
-            params.insert(key.to_owned(), session.setting(key).unwrap_or_default());
-        }
-        params.insert(
-            "DateStyle".into(),
-            session.setting("datestyle").unwrap_or_default(),
-        );
-        params.insert(
-            "TimeZone".into(),
-            session.setting("timezone").unwrap_or_default(),
-        );
-        params.insert(
-            "IntervalStyle".into(),
-            session.setting("intervalstyle").unwrap_or_default(),
-        );
-        params.insert(
-            "session_authorization".into(),
-            client
-                .metadata()
-                .get(pgwire::api::METADATA_USER)
-                .cloned()
-                .unwrap_or_default(),
-        );
-        debug_assert!(DEFAULT_SETTINGS.iter().any(|(k, _)| *k == "server_version"));
-        drop(session);
-        finish_authentication(client, &Parameters(params)).await?;
-        client.set_state(PgWireConnectionState::ReadyForQuery);
-        Ok(())
-    }
-}
-
-/// `-c a=b -c c=d` or `--a=b` → pairs.
-fn parse_options(options: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut words = options.split_whitespace().peekable();
-    while let Some(w) = words.next() {
-        let kv = if w == "-c" {
-            words.next().map(str::to_owned)
-        } else if let Some(rest) = w.strip_prefix("-c") {
-            Some(rest.to_owned())
-        } else {
-            w.strip_prefix("--").map(str::to_owned)
-        };
-        if let Some((k, v)) = kv.as_deref().and_then(|kv| kv.split_once('=')) {
-            out.push((k.replace('-', "_"), v.to_owned()));
-        }
-    }
-    out
-}
-
 /// The handlers of one connection.
 pub struct Handlers {
     connection: Arc<Connection>,
@@ -424,11 +308,9 @@ pub struct Handlers {
 }
 
 impl Handlers {
-    pub fn new(engine: &Arc<Engine>) -> Self {
+    pub fn new(engine: &Arc<Engine>, security: &Security) -> Self {
         let connection = Arc::new(Connection::new(engine));
-        let startup = Arc::new(Startup {
-            session: Arc::clone(&connection.session),
-        });
+        let startup = Arc::new(Startup::new(Arc::clone(&connection.session), security));
         Self {
             connection,
             startup,
@@ -447,22 +329,5 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::clone(&self.startup)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_options;
-
-    #[test]
-    fn startup_options_are_parsed() {
-        assert_eq!(
-            parse_options("-c search_path=dbt_ana -csearch_path=x --statement-timeout=5"),
-            vec![
-                ("search_path".into(), "dbt_ana".into()),
-                ("search_path".into(), "x".into()),
-                ("statement_timeout".into(), "5".into()),
-            ]
-        );
     }
 }

@@ -6,13 +6,19 @@
 //! SQLSTATE 53300 and is closed. On shutdown the listener stops accepting,
 //! open connections get a grace period to finish, then are closed.
 //!
-//! Security default: this version has no authentication, so [`check_listen`]
-//! refuses any address that is not loopback.
+//! Security ([`Security`]): with no users configured, connections are
+//! trusted with full rights — and [`check_listen`] then refuses any address
+//! that is not loopback. With users ([`auth`]), every connection proves a
+//! password by SCRAM-SHA-256 and gets its user's role. With TLS ([`tls`]),
+//! clients may negotiate it, and a client from another host must.
 
+pub mod auth;
 mod encode;
 mod handler;
 mod params;
 pub mod sqlstate;
+mod startup;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,14 +30,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::ConfigFile;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use auth::Users;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerOptions {
     pub max_connections: usize,
     /// How long open connections may run on after shutdown is asked for.
     pub drain: Duration,
+    pub security: Security,
 }
 
 impl Default for ServerOptions {
@@ -39,18 +50,42 @@ impl Default for ServerOptions {
         Self {
             max_connections: 100,
             drain: Duration::from_secs(5),
+            security: Security::default(),
         }
     }
 }
 
-/// Refuses addresses that would expose an unauthenticated server.
-pub fn check_listen(addr: &SocketAddr) -> Result<()> {
-    if addr.ip().is_loopback() {
+/// Who may connect, and how.
+#[derive(Clone, Default)]
+pub struct Security {
+    /// None: no users configured, connections are trusted (loopback only).
+    pub users: Option<Arc<Users>>,
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl Security {
+    /// The users and TLS of a configuration file; fails (closed) when its
+    /// TLS files cannot be used.
+    pub fn from_config(config: &ConfigFile) -> Result<Self> {
+        Ok(Self {
+            users: Users::from_config(config)?.map(Arc::new),
+            tls: match &config.tls {
+                Some(t) => Some(tls::acceptor(&t.cert, &t.key)?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// Refuses addresses that would expose a server without authentication.
+pub fn check_listen(addr: &SocketAddr, authenticated: bool) -> Result<()> {
+    if addr.ip().is_loopback() || authenticated {
         Ok(())
     } else {
         Err(Error::Config(format!(
-            "refusing to listen on {addr}: this server has no authentication yet, so it only listens on loopback \
-             (127.0.0.1 or ::1)"
+            "refusing to listen on {addr}: no users are configured, so connections are not \
+             authenticated and the server only listens on loopback (127.0.0.1 or ::1); \
+             add users to the configuration file (--config) to listen elsewhere"
         )))
     }
 }
@@ -65,7 +100,7 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("reading the listen address", e))?;
-    check_listen(&local)?;
+    check_listen(&local, options.security.users.is_some())?;
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -83,9 +118,10 @@ pub async fn serve(
                 let _ = socket.set_nodelay(true);
                 match Arc::clone(&permits).try_acquire_owned() {
                     Ok(permit) => {
-                        let handlers = Arc::new(handler::Handlers::new(&engine));
+                        let handlers = Arc::new(handler::Handlers::new(&engine, &options.security));
+                        let tls = options.security.tls.clone();
                         connections.spawn(async move {
-                            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                                 tracing::debug!(%peer, error = %e, "connection ended with an error");
                             }
                             drop(permit);

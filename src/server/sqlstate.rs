@@ -29,6 +29,8 @@ pub const OUT_OF_MEMORY: &str = "53200";
 pub const TOO_MANY_CONNECTIONS: &str = "53300";
 pub const INTERNAL_ERROR: &str = "XX000";
 pub const SYNTAX_OR_ACCESS: &str = "42000";
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+pub const INVALID_AUTHORIZATION: &str = "28000";
 
 /// The SQLSTATE and the message to show for an error.
 pub fn classify(e: &Error) -> (&'static str, String) {
@@ -47,6 +49,7 @@ pub fn classify(e: &Error) -> (&'static str, String) {
         ),
         Error::DataFusion(d) => classify_datafusion(d),
         Error::Arrow(a) => classify_arrow(a),
+        Error::PermissionDenied(_) => (INSUFFICIENT_PRIVILEGE, e.to_string()),
         other => (INTERNAL_ERROR, other.to_string()),
     }
 }

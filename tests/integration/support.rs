@@ -27,6 +27,11 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server over the storage root `root`.
     pub async fn start(root: &Path) -> Self {
+        Self::start_with(root, ServerOptions::default()).await
+    }
+
+    /// Starts a server with `options` (users, TLS) over `root`.
+    pub async fn start_with(root: &Path, options: ServerOptions) -> Self {
         let engine = Engine::open(root.to_str().unwrap()).await.expect("engine");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -38,7 +43,7 @@ impl TestServer {
                 async {
                     let _ = stopped.await;
                 },
-                ServerOptions::default(),
+                options,
             )
             .await
             .expect("server");

@@ -1,0 +1,243 @@
+//! A connection's startup: protocol negotiation, authentication (SCRAM-SHA-256
+//! when users are configured, see [`super::auth`]; trust otherwise), the
+//! session's role and `options=-c k=v` settings, and the parameters
+//! PostgreSQL 16 reports.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::sasl::scram::ScramAuth;
+use pgwire::api::auth::sasl::{SASLState, SCRAM_SHA_256_METHOD};
+use pgwire::api::auth::{
+    ServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::{ClientInfo, PgWireConnectionState};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::sync::Mutex;
+
+use super::Security;
+use super::auth::Users;
+use super::sqlstate;
+use crate::config::Role;
+use crate::engine::Session;
+use crate::engine::session::DEFAULT_SETTINGS;
+
+pub struct Startup {
+    session: Arc<Mutex<Session>>,
+    users: Option<Arc<Users>>,
+    scram: Option<ScramAuth>,
+    /// TLS is configured: a client from another host must use it.
+    tls: bool,
+    /// The SCRAM exchange in progress, and the startup `options`.
+    state: Mutex<(SASLState, Option<String>)>,
+}
+
+impl Startup {
+    pub fn new(session: Arc<Mutex<Session>>, security: &Security) -> Self {
+        let users = security.users.clone();
+        let scram = users.as_ref().map(|u| ScramAuth::new(Arc::clone(u) as _));
+        Self {
+            session,
+            users,
+            scram,
+            tls: security.tls.is_some(),
+            state: Mutex::new((SASLState::Initial, None)),
+        }
+    }
+
+    /// Applies the startup settings and role, reports the parameters, and
+    /// makes the connection ready for queries.
+    async fn complete<C>(
+        &self,
+        client: &mut C,
+        options: Option<String>,
+        role: Role,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        session.set_role(role);
+        // `options=-c search_path=dbt_x -c statement_timeout=0` (dbt, psql -o)
+        if let Some(options) = options {
+            for (k, v) in parse_options(&options) {
+                session
+                    .set_var(&k, &v)
+                    .await
+                    .map_err(|e| sqlstate::to_pg_error(&e))?;
+            }
+        }
+        if let Some(app) = client
+            .metadata()
+            .get(pgwire::api::METADATA_APPLICATION_NAME)
+            .cloned()
+        {
+            session
+                .set_var("application_name", &app)
+                .await
+                .map_err(|e| sqlstate::to_pg_error(&e))?;
+        }
+        let mut params: HashMap<String, String> = HashMap::new();
+        for key in [
+            "server_version",
+            "server_encoding",
+            "client_encoding",
+            "integer_datetimes",
+            "standard_conforming_strings",
+            "is_superuser",
+            "application_name",
+            "search_path",
+        ] {
+            params.insert(key.to_owned(), session.setting(key).unwrap_or_default());
+        }
+        for (name, key) in [
+            ("DateStyle", "datestyle"),
+            ("TimeZone", "timezone"),
+            ("IntervalStyle", "intervalstyle"),
+        ] {
+            params.insert(name.into(), session.setting(key).unwrap_or_default());
+        }
+        params.insert(
+            "session_authorization".into(),
+            client
+                .metadata()
+                .get(pgwire::api::METADATA_USER)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        debug_assert!(DEFAULT_SETTINGS.iter().any(|(k, _)| *k == "server_version"));
+        drop(session);
+        finish_authentication(client, &Parameters(params)).await?;
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
+    }
+}
+
+struct Parameters(HashMap<String, String>);
+
+impl ServerParameterProvider for Parameters {
+    fn server_parameters<C>(&self, _client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        Some(self.0.clone())
+    }
+}
+
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".to_owned(),
+        code.to_owned(),
+        message,
+    )))
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                let options = startup.parameters.get("options").cloned();
+                if self.tls && !client.is_secure() && !client.socket_addr().ip().is_loopback() {
+                    return Err(fatal(
+                        sqlstate::INVALID_AUTHORIZATION,
+                        "this server requires TLS from other hosts (sslmode=require)".into(),
+                    ));
+                }
+                if self.users.is_none() {
+                    return self.complete(client, options, Role::Admin).await;
+                }
+                *self.state.lock().await = (SASLState::ScramClientFirstReceived, options);
+                client
+                    .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                        vec![SCRAM_SHA_256_METHOD.to_owned()],
+                    )))
+                    .await?;
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                Ok(())
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(msg) => {
+                let (Some(scram), Some(users)) = (&self.scram, &self.users) else {
+                    return Err(PgWireError::NoAuthenticationInProgress);
+                };
+                let mut state = self.state.lock().await;
+                let (reply, next, _) = scram.process_scram_message(client, msg, &state.0).await?;
+                client
+                    .send(PgWireBackendMessage::Authentication(reply))
+                    .await?;
+                let done = matches!(next, SASLState::Finished);
+                state.0 = next;
+                if !done {
+                    return Ok(());
+                }
+                let options = state.1.take();
+                drop(state);
+                let user = client
+                    .metadata()
+                    .get(pgwire::api::METADATA_USER)
+                    .cloned()
+                    .unwrap_or_default();
+                let role = users
+                    .role(&user)
+                    .ok_or_else(|| PgWireError::InvalidPassword(user.clone()))?;
+                self.complete(client, options, role).await
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `-c a=b -c c=d` or `--a=b` → pairs.
+fn parse_options(options: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut words = options.split_whitespace().peekable();
+    while let Some(w) = words.next() {
+        let kv = if w == "-c" {
+            words.next().map(str::to_owned)
+        } else if let Some(rest) = w.strip_prefix("-c") {
+            Some(rest.to_owned())
+        } else {
+            w.strip_prefix("--").map(str::to_owned)
+        };
+        if let Some((k, v)) = kv.as_deref().and_then(|kv| kv.split_once('=')) {
+            out.push((k.replace('-', "_"), v.to_owned()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_options;
+
+    #[test]
+    fn startup_options_are_parsed() {
+        assert_eq!(
+            parse_options("-c search_path=dbt_ana -csearch_path=x --statement-timeout=5"),
+            vec![
+                ("search_path".into(), "dbt_ana".into()),
+                ("search_path".into(), "x".into()),
+                ("statement_timeout".into(), "5".into()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! Users, roles and TLS through real clients: SCRAM-SHA-256 passwords
+//! checked by tokio-postgres, psql and psycopg; an analyst limited to
+//! queries and views in `segments`; TLS negotiated with `sslmode=require`;
+//! and a server that refuses to start on a broken TLS configuration or on a
+//! non-loopback address without users.
+
+use std::path::Path;
+use std::process::Command;
+
+use profiledb::config::ConfigFile;
+use profiledb::server::{Security, ServerOptions, auth};
+use tokio_postgres::error::SqlState;
+
+use crate::support::{TestServer, psql_command};
+
+const ANALYST_PASSWORD: &str = "correct horse";
+const ADMIN_PASSWORD: &str = "battery staple";
+
+/// A self-signed certificate and key for `localhost`, made by openssl.
+fn certificate(dir: &Path) {
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(dir.join("server.key"))
+        .arg("-out")
+        .arg(dir.join("server.crt"))
+        .output()
+        .expect("openssl must be installed (the README test command installs it)");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+/// A configuration file with an analyst and an admin (and TLS with `tls`).
+fn config(dir: &Path, tls: bool) -> ConfigFile {
+    let mut text = format!(
+        "[[users]]\nname = \"ana\"\nrole = \"analyst\"\npassword = \"{}\"\n\n\
+         [[users]]\nname = \"root\"\nrole = \"admin\"\npassword = \"{}\"\n",
+        auth::verifier(ANALYST_PASSWORD),
+        auth::verifier(ADMIN_PASSWORD)
+    );
+    if tls {
+        certificate(dir);
+        text.push_str("\n[tls]\ncert = \"server.crt\"\nkey = \"server.key\"\n");
+    }
+    let path = dir.join("profiledb.toml");
+    std::fs::write(&path, text).unwrap();
+    ConfigFile::load(&path).unwrap()
+}
+
+async fn connect(
+    port: u16,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let conn =
+        format!("host=127.0.0.1 port={port} user={user} password='{password}' dbname=profiledb");
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_and_roles() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let security = Security::from_config(&config(dir.path(), false)).unwrap();
+    let options = ServerOptions {
+        security,
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start_with(root.path(), options).await;
+    let port = server.addr.port();
+
+    // Wrong password, unknown user, no password: 28P01 alike.
+    for (user, password) in [("ana", "wrong"), ("nobody", ANALYST_PASSWORD)] {
+        let err = connect(port, user, password).await.expect_err("refused");
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::INVALID_PASSWORD),
+            "{user}: {err}"
+        );
+    }
+    let (ok, _, stderr) = server.psql(&["-w", "-c", "SELECT 1"]);
+    assert!(!ok && stderr.contains("password"), "{stderr}");
+
+    // The analyst queries and keeps segments, nothing else.
+    let ana = connect(port, "ana", ANALYST_PASSWORD).await.unwrap();
+    let shown = ana.simple_query("SHOW is_superuser").await.unwrap();
+    let value = shown.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+        _ => None,
+    });
+    assert_eq!(value.as_deref(), Some("off"));
+    ana.batch_execute("CREATE VIEW segments.big AS SELECT 1 AS profile_id")
+        .await
+        .unwrap();
+    for sql in [
+        "CREATE VIEW public.v AS SELECT 1 AS x",
+        "CREATE SCHEMA mine",
+        "DROP SCHEMA segments CASCADE",
+    ] {
+        let err = ana.batch_execute(sql).await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {err}"
+        );
+    }
+    ana.batch_execute("DROP VIEW segments.big").await.unwrap();
+
+    // The admin may do all of it, through psql with its password.
+    let (ok, stdout, stderr) = psql_command(port)
+        .env("PGPASSWORD", ADMIN_PASSWORD)
+        .args(["-U", "root", "-v", "ON_ERROR_STOP=1", "-At"])
+        .args(["-c", "CREATE SCHEMA mine", "-c", "SHOW is_superuser"])
+        .output()
+        .map(|o| {
+            (
+                o.status.success(),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .unwrap();
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("on"), "{stdout}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_psql_and_psycopg() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let security = Security::from_config(&config(dir.path(), true)).unwrap();
+    let options = ServerOptions {
+        security,
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start_with(root.path(), options).await;
+    let port = server.addr.port();
+
+    let out = psql_command(port)
+        .env("PGPASSWORD", ANALYST_PASSWORD)
+        .env("PGSSLMODE", "require")
+        .args(["-U", "ana", "-c", "\\conninfo", "-c", "SELECT 42 AS answer"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("SSL connection"), "{stdout}");
+    assert!(stdout.contains("42"), "{stdout}");
+
+    let script = "import sys, psycopg\n\
+                  c = psycopg.connect(host='127.0.0.1', port=int(sys.argv[1]), user='ana', \
+                  password=sys.argv[2], dbname='profiledb', sslmode='require')\n\
+                  print(c.execute('SELECT 7').fetchone()[0], c.info.pgconn.ssl_in_use)\n";
+    let python = std::env::var("PROFILEDB_TEST_PYTHON")
+        .expect("PROFILEDB_TEST_PYTHON: run the README test command (./scripts/test)");
+    let out = Command::new(python)
+        .args(["-c", script, &port.to_string(), ANALYST_PASSWORD])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7 True");
+    server.stop().await;
+
+    // Broken TLS: the server does not start (no fallback to plaintext).
+    std::fs::write(dir.path().join("server.key"), "not a key").unwrap();
+    let err = Security::from_config(&ConfigFile::load(&dir.path().join("profiledb.toml")).unwrap())
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("server.key"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_profiledb"))
+        .arg("--data")
+        .arg(root.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(dir.path().join("profiledb.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+}
+
+#[test]
+fn no_users_no_remote_listening() {
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_profiledb"))
+        .arg("--data")
+        .arg(root.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no users are configured"), "{stderr}");
+    // `profiledb password` makes a verifier the configuration accepts.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_profiledb"))
+        .arg("password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hunter2\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let verifier = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(auth::is_verifier(&verifier), "{verifier}");
+}
