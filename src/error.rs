@@ -70,6 +70,9 @@ pub enum Error {
 pub enum CatalogError {
     #[error("relation \"{0}\" does not exist")]
     UndefinedTable(String),
+    /// A setting, role or other named object that does not exist.
+    #[error("{0}")]
+    UndefinedObject(String),
     #[error("schema \"{0}\" does not exist")]
     UndefinedSchema(String),
     #[error("relation \"{0}\" already exists")]

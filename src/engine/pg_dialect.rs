@@ -19,9 +19,10 @@ use std::ops::ControlFlow;
 
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, JoinOperator, ObjectName, ObjectNamePart, Query, Select, SelectItem,
-    SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut, visit_expressions_mut,
+    BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentList, FunctionArguments, Ident, JoinOperator, ObjectName, ObjectNamePart,
+    Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
+    visit_expressions_mut,
 };
 
 pub fn rewrite(stmt: &mut Statement) {
@@ -440,4 +441,75 @@ mod tests {
             "SELECT (SELECT max(x) FROM t WHERE t.a = u.a) FROM u"
         );
     }
+}
+
+/// Replaces what only the session knows with its value, as literals:
+/// `current_user`, `session_user` and `user` with `user`, and
+/// `current_setting('name' [, missing_ok])` with `setting(name)` — NULL
+/// for an unknown setting when `missing_ok`, an error otherwise. Runs just
+/// before a query is planned, so it sees the settings of the statements
+/// before it.
+pub fn substitute_session_values(
+    stmt: &mut Statement,
+    user: &str,
+    setting: impl Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    let text = |s: Option<String>| {
+        let value = match s {
+            Some(s) => Value::SingleQuotedString(s),
+            None => Value::Null,
+        };
+        Expr::Cast {
+            kind: CastKind::DoubleColon,
+            expr: Box::new(Expr::Value(value.into())),
+            data_type: DataType::Text,
+            array: false,
+            format: None,
+        }
+    };
+    let mut failed = None;
+    let _ = visit_expressions_mut(stmt, |expr| {
+        let Expr::Function(Function { name, args, .. }) = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let (Some(fname), 1) = (last_ident(name), name.0.len()) else {
+            return ControlFlow::Continue(());
+        };
+        let fname = fname.to_ascii_lowercase();
+        let literals: Option<Vec<Option<String>>> = match args {
+            FunctionArguments::None => Some(Vec::new()),
+            FunctionArguments::List(FunctionArgumentList { args, .. }) => args
+                .iter()
+                .map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
+                        Value::SingleQuotedString(s) => Some(Some(s.clone())),
+                        Value::Boolean(b) => Some(Some(b.to_string())),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect(),
+            FunctionArguments::Subquery(_) => None,
+        };
+        let Some(literals) = literals else {
+            return ControlFlow::Continue(());
+        };
+        match (fname.as_str(), literals.as_slice()) {
+            ("current_user" | "session_user" | "user", []) => *expr = text(Some(user.to_owned())),
+            ("current_setting", [Some(n)]) | ("current_setting", [Some(n), _]) => {
+                let missing_ok = literals.get(1).and_then(Option::as_deref) == Some("true");
+                match setting(n) {
+                    Some(v) => *expr = text(Some(v)),
+                    None if missing_ok => *expr = text(None),
+                    None => {
+                        failed = Some(format!("unrecognized configuration parameter \"{n}\""));
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    });
+    failed.map_or(Ok(()), Err)
 }

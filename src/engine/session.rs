@@ -23,6 +23,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use super::{Engine, pg_dialect};
+use crate::catalog::pg_catalog::OWNER;
 use crate::catalog::views::ViewDef;
 use crate::catalog::{DEFAULT_SCHEMA, SEGMENTS_SCHEMA};
 use crate::config::Role;
@@ -64,6 +65,8 @@ pub struct Session {
     vars: BTreeMap<String, String>,
     /// What the connected user may do (full rights without users).
     role: Role,
+    /// Who is connected (`current_user`).
+    user: String,
 }
 
 /// Settings every client may ask for with SHOW, with PostgreSQL's defaults.
@@ -97,10 +100,15 @@ impl Session {
             ctx,
             vars: BTreeMap::new(),
             role: Role::Admin,
+            user: OWNER.to_owned(),
         }
     }
 
-    pub fn set_role(&mut self, role: Role) {
+    /// The connected user and what they may do.
+    pub fn set_user(&mut self, user: &str, role: Role) {
+        if !user.is_empty() {
+            self.user = user.to_owned();
+        }
         self.role = role;
     }
 
@@ -205,10 +213,13 @@ impl Session {
     /// optimiser reports them.
     pub async fn plan(&self, stmt: &Statement) -> Result<LogicalPlan> {
         self.engine.catalog().refresh().await?;
+        let mut stmt = stmt.clone();
+        pg_dialect::substitute_session_values(&mut stmt, &self.user, |n| self.setting(n))
+            .map_err(|m| Error::Catalog(CatalogError::UndefinedObject(m)))?;
         let plan = self
             .ctx
             .state()
-            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await?;
         Ok(plan)
     }

@@ -38,6 +38,7 @@ pub fn classify(e: &Error) -> (&'static str, String) {
         Error::Catalog(c) => (
             match c {
                 CatalogError::UndefinedTable(_) => UNDEFINED_TABLE,
+                CatalogError::UndefinedObject(_) => UNDEFINED_OBJECT,
                 CatalogError::UndefinedSchema(_) => UNDEFINED_SCHEMA,
                 CatalogError::DuplicateTable(_) => DUPLICATE_TABLE,
                 CatalogError::DuplicateSchema(_) => DUPLICATE_SCHEMA,

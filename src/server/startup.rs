@@ -65,7 +65,12 @@ impl Startup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = self.session.lock().await;
-        session.set_role(role);
+        let user = client
+            .metadata()
+            .get(pgwire::api::METADATA_USER)
+            .cloned()
+            .unwrap_or_default();
+        session.set_user(&user, role);
         // `options=-c search_path=dbt_x -c statement_timeout=0` (dbt, psql -o)
         if let Some(options) = options {
             for (k, v) in parse_options(&options) {

@@ -104,6 +104,28 @@ async fn passwords_and_roles() {
         _ => None,
     });
     assert_eq!(value.as_deref(), Some("off"));
+    // The session knows who it is, and its settings.
+    ana.batch_execute("SET search_path = segments, public")
+        .await
+        .unwrap();
+    let row = ana
+        .query_one(
+            "SELECT current_user, session_user, current_setting('search_path'), \
+             current_setting('no_such_setting', true)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "ana");
+    assert_eq!(row.get::<_, String>(1), "ana");
+    assert_eq!(row.get::<_, String>(2), "segments, public");
+    assert_eq!(row.get::<_, Option<String>>(3), None);
+    let err = ana
+        .query_one("SELECT current_setting('no_such_setting')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_OBJECT), "{err}");
+    ana.batch_execute("SET search_path = public").await.unwrap();
     ana.batch_execute("CREATE VIEW segments.big AS SELECT 1 AS profile_id")
         .await
         .unwrap();
