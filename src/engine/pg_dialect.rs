@@ -386,63 +386,6 @@ fn aggregate_query(query: &mut Query) {
     *target = call("max", vec![inner]);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-
-    fn rewritten(sql: &str) -> String {
-        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
-            .unwrap()
-            .remove(0);
-        rewrite(&mut stmt);
-        stmt.to_string()
-    }
-
-    #[test]
-    fn psql_describe_syntax_becomes_plain_sql() {
-        let sql = rewritten(
-            "SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c \
-             WHERE c.relname OPERATOR(pg_catalog.~) '^(profiles)$' COLLATE pg_catalog.default \
-             AND pg_catalog.pg_table_is_visible(c.oid) AND c.oid = 'profiles'::regclass",
-        );
-        assert_eq!(
-            sql,
-            "SELECT regclass_name(c.oid) AS \"oid\" FROM pg_catalog.pg_class c WHERE c.relname ~ '^(profiles)$' \
-             AND pg_table_is_visible(c.oid) AND c.oid = regclass_oid('profiles')"
-        );
-    }
-
-    #[test]
-    fn unaliased_expressions_get_postgres_names() {
-        assert_eq!(
-            rewritten("SELECT count(*), x::text, 1, a.b, sum(y) AS s FROM t"),
-            "SELECT count(*) AS \"count\", x::TEXT AS \"x\", 1 AS \"?column?\", a.b, sum(y) AS s FROM t"
-        );
-        // Duplicates keep DataFusion's distinct names.
-        assert_eq!(
-            rewritten("SELECT count(a), count(b) FROM t"),
-            "SELECT count(a), count(b) FROM t"
-        );
-    }
-
-    #[test]
-    fn unaggregated_scalar_subquery_gets_max() {
-        let mut stmt = Parser::parse_sql(
-            &PostgreSqlDialect {},
-            "SELECT (SELECT x FROM t WHERE t.a = u.a) FROM u",
-        )
-        .unwrap()
-        .remove(0);
-        aggregate_scalar_subqueries(&mut stmt);
-        assert_eq!(
-            stmt.to_string(),
-            "SELECT (SELECT max(x) FROM t WHERE t.a = u.a) FROM u"
-        );
-    }
-}
-
 /// Replaces what only the session knows with its value, as literals:
 /// `current_user`, `session_user` and `user` with `user`, and
 /// `current_setting('name' [, missing_ok])` with `setting(name)` — NULL
@@ -512,4 +455,61 @@ pub fn substitute_session_values(
         ControlFlow::Continue(())
     });
     failed.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rewritten(sql: &str) -> String {
+        let mut stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        rewrite(&mut stmt);
+        stmt.to_string()
+    }
+
+    #[test]
+    fn psql_describe_syntax_becomes_plain_sql() {
+        let sql = rewritten(
+            "SELECT c.oid::pg_catalog.regclass FROM pg_catalog.pg_class c \
+             WHERE c.relname OPERATOR(pg_catalog.~) '^(profiles)$' COLLATE pg_catalog.default \
+             AND pg_catalog.pg_table_is_visible(c.oid) AND c.oid = 'profiles'::regclass",
+        );
+        assert_eq!(
+            sql,
+            "SELECT regclass_name(c.oid) AS \"oid\" FROM pg_catalog.pg_class c WHERE c.relname ~ '^(profiles)$' \
+             AND pg_table_is_visible(c.oid) AND c.oid = regclass_oid('profiles')"
+        );
+    }
+
+    #[test]
+    fn unaliased_expressions_get_postgres_names() {
+        assert_eq!(
+            rewritten("SELECT count(*), x::text, 1, a.b, sum(y) AS s FROM t"),
+            "SELECT count(*) AS \"count\", x::TEXT AS \"x\", 1 AS \"?column?\", a.b, sum(y) AS s FROM t"
+        );
+        // Duplicates keep DataFusion's distinct names.
+        assert_eq!(
+            rewritten("SELECT count(a), count(b) FROM t"),
+            "SELECT count(a), count(b) FROM t"
+        );
+    }
+
+    #[test]
+    fn unaggregated_scalar_subquery_gets_max() {
+        let mut stmt = Parser::parse_sql(
+            &PostgreSqlDialect {},
+            "SELECT (SELECT x FROM t WHERE t.a = u.a) FROM u",
+        )
+        .unwrap()
+        .remove(0);
+        aggregate_scalar_subqueries(&mut stmt);
+        assert_eq!(
+            stmt.to_string(),
+            "SELECT (SELECT max(x) FROM t WHERE t.a = u.a) FROM u"
+        );
+    }
 }
