@@ -65,11 +65,7 @@ impl Startup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = self.session.lock().await;
-        let user = client
-            .metadata()
-            .get(pgwire::api::METADATA_USER)
-            .cloned()
-            .unwrap_or_default();
+        let user = login_user(client);
         session.set_user(&user, role);
         // `options=-c search_path=dbt_x -c statement_timeout=0` (dbt, psql -o)
         if let Some(options) = options {
@@ -110,20 +106,22 @@ impl Startup {
         ] {
             params.insert(name.into(), session.setting(key).unwrap_or_default());
         }
-        params.insert(
-            "session_authorization".into(),
-            client
-                .metadata()
-                .get(pgwire::api::METADATA_USER)
-                .cloned()
-                .unwrap_or_default(),
-        );
+        params.insert("session_authorization".into(), user);
         debug_assert!(DEFAULT_SETTINGS.iter().any(|(k, _)| *k == "server_version"));
         drop(session);
         finish_authentication(client, &Parameters(params)).await?;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         Ok(())
     }
+}
+
+/// The user named in the startup message.
+fn login_user(client: &impl ClientInfo) -> String {
+    client
+        .metadata()
+        .get(pgwire::api::METADATA_USER)
+        .cloned()
+        .unwrap_or_default()
 }
 
 struct Parameters(HashMap<String, String>);
@@ -196,11 +194,7 @@ impl StartupHandler for Startup {
                 }
                 let options = state.1.take();
                 drop(state);
-                let user = client
-                    .metadata()
-                    .get(pgwire::api::METADATA_USER)
-                    .cloned()
-                    .unwrap_or_default();
+                let user = login_user(client);
                 let role = users
                     .role(&user)
                     .ok_or_else(|| PgWireError::InvalidPassword(user.clone()))?;
