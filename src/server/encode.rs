@@ -112,7 +112,8 @@ fn encode_value(
     formatter: Option<&ArrayFormatter>,
     format: FieldFormat,
 ) -> PgWireResult<()> {
-    if a.is_null(row) {
+    // A NullArray has no validity buffer: every row is null all the same.
+    if a.is_null(row) || a.data_type() == &DataType::Null {
         return e.encode_field(&None::<i32>);
     }
     if let Some(f) = formatter {

@@ -92,6 +92,17 @@ async fn prepared_statements_bind_parameters_and_return_binary_values() {
         })
         .collect();
     assert_eq!(rows, vec!["1", "x"]);
+
+    // An untyped NULL is NULL on the wire, not an empty string.
+    let messages = c.simple_query("SELECT NULL AS n, '' AS e").await.unwrap();
+    let row = messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some((r.get(0), r.get(1))),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(row, (None, Some("")));
     server.stop().await;
 }
 
