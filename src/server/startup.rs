@@ -30,8 +30,8 @@ use crate::engine::session::DEFAULT_SETTINGS;
 
 pub struct Startup {
     session: Arc<Mutex<Session>>,
-    users: Option<Arc<Users>>,
-    scram: Option<ScramAuth>,
+    /// The configured users and the SCRAM exchange that checks them.
+    auth: Option<(Arc<Users>, ScramAuth)>,
     /// TLS is configured: a client from another host must use it.
     tls: bool,
     /// The SCRAM exchange in progress, and the startup `options`.
@@ -40,12 +40,13 @@ pub struct Startup {
 
 impl Startup {
     pub fn new(session: Arc<Mutex<Session>>, security: &Security) -> Self {
-        let users = security.users.clone();
-        let scram = users.as_ref().map(|u| ScramAuth::new(Arc::clone(u) as _));
+        let auth = security
+            .users
+            .as_ref()
+            .map(|u| (Arc::clone(u), ScramAuth::new(Arc::clone(u) as _)));
         Self {
             session,
-            users,
-            scram,
+            auth,
             tls: security.tls.is_some(),
             state: Mutex::new((SASLState::Initial, None)),
         }
@@ -166,7 +167,7 @@ impl StartupHandler for Startup {
                         "this server requires TLS from other hosts (sslmode=require)".into(),
                     ));
                 }
-                if self.users.is_none() {
+                if self.auth.is_none() {
                     return self.complete(client, options, Role::Admin).await;
                 }
                 *self.state.lock().await = (SASLState::ScramClientFirstReceived, options);
@@ -179,7 +180,7 @@ impl StartupHandler for Startup {
                 Ok(())
             }
             PgWireFrontendMessage::PasswordMessageFamily(msg) => {
-                let (Some(scram), Some(users)) = (&self.scram, &self.users) else {
+                let Some((users, scram)) = &self.auth else {
                     return Err(PgWireError::NoAuthenticationInProgress);
                 };
                 let mut state = self.state.lock().await;

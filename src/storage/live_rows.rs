@@ -32,7 +32,9 @@ pub struct LiveBatch {
 pub struct LiveRows {
     /// The version's data files (relative to the storage root).
     pub files: Vec<String>,
-    /// How many rows each data file has (deleted ones included).
+    /// How many rows each data file has (deleted ones included; 0 for a
+    /// file [`Self::read_positions`] picked nothing from, as it is not
+    /// opened).
     pub file_rows: Vec<u64>,
     pub batches: Vec<LiveBatch>,
 }
@@ -44,7 +46,7 @@ impl LiveRows {
         let picks = pointer
             .files
             .iter()
-            .map(|path| Pick::Live(deleted.get(path).map(|(_, d)| d.clone())))
+            .map(|path| Some(Pick::Live(deleted.get(path).map(|(_, d)| d.clone()))))
             .collect();
         Self::read_picks(storage, pointer, picks).await
     }
@@ -58,25 +60,26 @@ impl LiveRows {
     ) -> Result<Self> {
         let picks = (0..pointer.files.len())
             .map(|f| match positions.get(&f) {
-                Some(p) if !p.is_empty() => Pick::Rows(p.clone()),
-                _ => Pick::Nothing,
+                Some(p) if !p.is_empty() => Some(Pick::Rows(p.clone())),
+                _ => None,
             })
             .collect();
         Self::read_picks(storage, pointer, picks).await
     }
 
+    /// Reads what `picks` says of each data file (None: not opened).
     async fn read_picks(
         storage: &Storage,
         pointer: &TablePointer,
-        picks: Vec<Pick>,
+        picks: Vec<Option<Pick>>,
     ) -> Result<Self> {
         let schema = pointer.arrow_schema()?;
         let mut tasks = Vec::with_capacity(pointer.files.len());
         for (file, (path, pick)) in pointer.files.iter().zip(picks).enumerate() {
             let (storage, path) = (storage.clone(), path.clone());
             let schema = Arc::clone(&schema);
-            tasks.push(tokio::spawn(async move {
-                read_file(&storage, file, &path, pick, &schema).await
+            tasks.push(pick.map(|pick| {
+                tokio::spawn(async move { read_file(&storage, file, &path, pick, &schema).await })
             }));
         }
         let mut out = Self {
@@ -84,6 +87,10 @@ impl LiveRows {
             ..Self::default()
         };
         for task in tasks {
+            let Some(task) = task else {
+                out.file_rows.push(0);
+                continue;
+            };
             let (file_rows, batches) = task.await.map_err(|e| Error::Metadata {
                 path: pointer.name.clone(),
                 message: format!("reading the table's files: {e}"),
@@ -116,7 +123,6 @@ enum Pick {
     Live(Option<DeletedRows>),
     /// These (ascending).
     Rows(Vec<u32>),
-    Nothing,
 }
 
 async fn read_file(
@@ -140,7 +146,6 @@ async fn read_file(
             rows.iter().map(|&r| r as usize..r as usize + 1),
             file_rows as usize,
         )),
-        Pick::Nothing => return Ok((file_rows, Vec::new())),
     };
     let mut positions = live_positions(selection.as_ref(), file_rows).into_iter();
     let mut builder = builder.with_batch_size(8192);

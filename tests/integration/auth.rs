@@ -58,6 +58,15 @@ fn config(dir: &Path, tls: bool) -> ConfigFile {
     ConfigFile::load(&path).unwrap()
 }
 
+/// A server over `root` with the users (and TLS) of [`config`] in `dir`.
+async fn start_with_users(root: &Path, dir: &Path, tls: bool) -> TestServer {
+    let options = ServerOptions {
+        security: Security::from_config(&config(dir, tls)).unwrap(),
+        ..ServerOptions::default()
+    };
+    TestServer::start_with(root, options).await
+}
+
 async fn connect(
     port: u16,
     user: &str,
@@ -74,14 +83,8 @@ async fn connect(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_and_roles() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let security = Security::from_config(&config(dir.path(), false)).unwrap();
-    let options = ServerOptions {
-        security,
-        ..ServerOptions::default()
-    };
-    let server = TestServer::start_with(root.path(), options).await;
+    let (root, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = start_with_users(root.path(), dir.path(), false).await;
     let port = server.addr.port();
 
     // Wrong password, unknown user, no password: 28P01 alike.
@@ -164,14 +167,8 @@ async fn passwords_and_roles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_psql_and_psycopg() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let security = Security::from_config(&config(dir.path(), true)).unwrap();
-    let options = ServerOptions {
-        security,
-        ..ServerOptions::default()
-    };
-    let server = TestServer::start_with(root.path(), options).await;
+    let (root, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = start_with_users(root.path(), dir.path(), true).await;
     let port = server.addr.port();
 
     let out = psql_command(port)
