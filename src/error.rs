@@ -75,6 +75,8 @@ pub enum CatalogError {
     UndefinedObject(String),
     #[error("schema \"{0}\" does not exist")]
     UndefinedSchema(String),
+    #[error("column \"{column}\" of relation \"{table}\" does not exist")]
+    UndefinedColumn { table: String, column: String },
     #[error("relation \"{0}\" already exists")]
     DuplicateTable(String),
     #[error("schema \"{0}\" already exists")]

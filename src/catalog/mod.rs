@@ -6,6 +6,7 @@
 //! after re-reading only the catalog files that changed. DDL is persisted
 //! first and then refreshed, so what a client created survives a restart.
 
+pub mod alter;
 pub mod oid;
 pub mod pg_catalog;
 pub mod pg_types;
@@ -24,6 +25,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CatalogError, Error, Result};
+use crate::storage::comments::Comments;
 use crate::storage::publish::{self, InputFiles, TablePointer};
 use crate::storage::{Listed, Storage, deletes, layout};
 use scan_files::ScanFiles;
@@ -34,6 +36,9 @@ pub const DEFAULT_SCHEMA: &str = "public";
 pub const SEGMENTS_SCHEMA: &str = "segments";
 /// Schemas that always exist and cannot be dropped.
 pub const BUILTIN_SCHEMAS: [&str; 2] = [DEFAULT_SCHEMA, SEGMENTS_SCHEMA];
+/// Names of the sessions' temporary schemas start with this
+/// (see `engine::temp_tables`).
+pub const TEMP_SCHEMA_PREFIX: &str = "pg_temp_";
 /// Schemas answered by the engine itself, never stored.
 pub const SYSTEM_SCHEMAS: [&str; 2] = ["pg_catalog", "information_schema"];
 
@@ -61,6 +66,17 @@ pub struct Relation {
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     pub schemas: BTreeMap<String, BTreeMap<String, Relation>>,
+}
+
+impl Relation {
+    /// Its `COMMENT ON` text (none for raw sources).
+    pub fn comments(&self) -> Option<&Comments> {
+        match (&self.pointer, &self.view) {
+            (Some(p), _) => Some(&p.comments),
+            (_, Some(v)) => Some(&v.comments),
+            _ => None,
+        }
+    }
 }
 
 impl Snapshot {

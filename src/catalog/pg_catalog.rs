@@ -494,6 +494,11 @@ const POPULATED: &[&str] = &[
     "pg_tablespace",
 ];
 
+/// True for the tables of `pg_catalog`.
+pub fn is_catalog_table(table: &str) -> bool {
+    TABLES.iter().any(|(n, _)| *n == table)
+}
+
 /// True for pg_catalog tables that never have rows here (indexes, triggers,
 /// policies, defaults, …): queries over them can be answered without
 /// planning them (see `engine::pg_dialect`).
@@ -589,7 +594,12 @@ impl PgCatalogSchema {
                         o(0),
                         b(false),
                         b(false),
-                        t("p"),
+                        // [t]emporary or [p]ermanent
+                        t(if r.schema.starts_with(super::TEMP_SCHEMA_PREFIX) {
+                            "t"
+                        } else {
+                            "p"
+                        }),
                         t(kind),
                         i2(r.arrow_schema.fields().len() as i16),
                         i2(0),
@@ -785,16 +795,28 @@ impl PgCatalogSchema {
                         .map(|v| vec![t(&r.schema), t(&r.name), t(OWNER), t(&v.sql)])
                 })
                 .collect(),
+            // objsubid 0 is the relation, n its n-th column; 1259 is
+            // pg_class's own OID.
             "pg_description" => snap
                 .relations()
-                .filter_map(|r| {
-                    let comment = r.view.as_ref().and_then(|v| v.comment.clone())?;
-                    Some(vec![
-                        o(oid::relation_oid(&r.schema, &r.name)),
-                        o(1259),
-                        i4(0),
-                        t(&comment),
-                    ])
+                .flat_map(|r| {
+                    let rel = oid::relation_oid(&r.schema, &r.name);
+                    let Some(comments) = r.comments() else {
+                        return Vec::new();
+                    };
+                    let on_relation = comments.relation.iter().map(|c| (0, c));
+                    let on_columns =
+                        r.arrow_schema
+                            .fields()
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, f)| {
+                                comments.columns.get(f.name()).map(|c| (i as i32 + 1, c))
+                            });
+                    on_relation
+                        .chain(on_columns)
+                        .map(|(sub, c)| vec![o(rel), o(1259), i4(sub), t(c)])
+                        .collect()
                 })
                 .collect(),
             "pg_tablespace" => vec![vec![o(1663), t("pg_default"), o(OWNER_OID), null(), null()]],

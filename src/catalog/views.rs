@@ -19,6 +19,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
 use serde::{Deserialize, Serialize};
 
+use crate::storage::comments::Comments;
 use crate::storage::publish::ColumnDef;
 
 /// A view as stored in `catalog/views/<schema>/<name>.json`.
@@ -33,8 +34,9 @@ pub struct ViewDef {
     #[serde(default)]
     pub depends_on: Vec<String>,
     pub created_at: String,
-    #[serde(default)]
-    pub comment: Option<String>,
+    /// `COMMENT ON` text.
+    #[serde(default, skip_serializing_if = "Comments::is_empty")]
+    pub comments: Comments,
 }
 
 #[derive(Debug)]

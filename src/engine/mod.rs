@@ -6,7 +6,10 @@
 //! [`Session`] with its own settings (search path, SET variables).
 
 pub mod pg_dialect;
+mod search_path;
 pub mod session;
+mod tables;
+pub mod temp_tables;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -15,15 +15,65 @@
 //! DataFusion refuses to plan it, so on that error the planner retries with
 //! the subquery's single column wrapped in `max()`.
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, Ident, JoinOperator, ObjectName, ObjectNamePart,
-    Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
-    visit_expressions_mut,
+    ArrayElemTypeDef, BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, JoinOperator, ObjectName,
+    ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut,
+    VisitorMut, visit_expressions, visit_expressions_mut,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
+
+/// `COMMENT ON … IS $tag$text$tag$` (dbt's `persist_docs` sends it) with
+/// the dollar-quoted text as an ordinary literal, which is all the parser
+/// accepts there. Any other SQL is returned as it is.
+pub fn quote_comment_literals(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('$') || !sql.to_ascii_lowercase().contains("comment") {
+        return Cow::Borrowed(sql);
+    }
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize_with_location() else {
+        return Cow::Borrowed(sql);
+    };
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let offset = |loc: Location| -> Option<usize> {
+        let start = *line_starts.get(usize::try_from(loc.line).ok()?.checked_sub(1)?)?;
+        let column = usize::try_from(loc.column).ok()?.checked_sub(1)?;
+        Some(match sql[start..].char_indices().nth(column) {
+            Some((i, _)) => start + i,
+            None => sql.len(),
+        })
+    };
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    let mut previous: Option<&Token> = None;
+    for t in &tokens {
+        if let Token::DollarQuotedString(s) = &t.token
+            && matches!(previous, Some(Token::Word(w)) if w.keyword == Keyword::IS)
+            && let (Some(start), Some(end)) = (offset(t.span.start), offset(t.span.end))
+        {
+            out.push_str(&sql[copied..start]);
+            out.push('\'');
+            out.push_str(&s.value.replace('\'', "''"));
+            out.push('\'');
+            copied = end;
+        }
+        if !matches!(t.token, Token::Whitespace(_)) {
+            previous = Some(&t.token);
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(sql);
+    }
+    out.push_str(&sql[copied..]);
+    Cow::Owned(out)
+}
 
 pub fn rewrite(stmt: &mut Statement) {
     // Names first: PostgreSQL names columns after the SQL as written.
@@ -237,6 +287,23 @@ pub fn fold_empty_catalog_subqueries(stmt: &mut Statement) {
     let _ = visit_expressions_mut(stmt, |expr| {
         match expr {
             Expr::Subquery(q) if reads_empty_catalog(q) => *expr = Expr::Value(Value::Null.into()),
+            // ARRAY(subquery) of no rows; NULL stands for the empty array
+            // (only option and ACL lists, which are NULL here, get this).
+            Expr::Function(f)
+                if f.name.to_string().eq_ignore_ascii_case("array")
+                    && matches!(&f.args, FunctionArguments::Subquery(q) if reads_empty_catalog(q)) =>
+            {
+                *expr = Expr::Cast {
+                    kind: CastKind::DoubleColon,
+                    expr: Box::new(Expr::Value(Value::Null.into())),
+                    data_type: DataType::Array(ArrayElemTypeDef::SquareBracket(
+                        Box::new(DataType::Text),
+                        None,
+                    )),
+                    array: false,
+                    format: None,
+                };
+            }
             Expr::Exists { subquery, negated } if reads_empty_catalog(subquery) => {
                 *expr = Expr::Value(Value::Boolean(*negated).into());
             }
@@ -302,6 +369,11 @@ fn fold_select(select: &mut Select) {
     }
 }
 
+/// Option and ACL list columns of pg_catalog, which are NULL here.
+fn always_null_list(column: &str) -> bool {
+    column.ends_with("options") || column.ends_with("acl")
+}
+
 fn reads_empty_catalog(q: &Query) -> bool {
     matches!(q.body.as_ref(), SetExpr::Select(select) if select_reads_empty_catalog(select))
 }
@@ -317,6 +389,17 @@ fn select_reads_empty_catalog(select: &Select) -> bool {
         std::iter::once(&twj.relation)
             .chain(inner_joined.map(|j| &j.relation))
             .any(|rel| match rel {
+                // unnest(x.reloptions), unnest(x.relacl): always NULL here.
+                TableFactor::Table {
+                    name,
+                    args: Some(args),
+                    ..
+                } => {
+                    last_ident(name) == Some("unnest")
+                        && matches!(args.args.as_slice(), [FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                            Expr::CompoundIdentifier(p)))]
+                            if p.last().is_some_and(|i| always_null_list(&i.value)))
+                }
                 TableFactor::Table { name, .. } => {
                     let parts: Vec<&str> = name
                         .0
@@ -386,17 +469,68 @@ fn aggregate_query(query: &mut Query) {
     *target = call("max", vec![inner]);
 }
 
+/// What only the session knows, for [`substitute_session_values`].
+pub struct SessionValues<'a, F: Fn(&str) -> Option<String>> {
+    pub user: &'a str,
+    pub backend_pid: i32,
+    /// The OID of the session's temporary schema.
+    pub temp_namespace: u32,
+    pub setting: F,
+}
+
+/// The `set_config('name', 'value', is_local)` calls of `stmt` with
+/// literal arguments, as `(name, value)`: the session applies them before
+/// the query runs (for the session, also when `is_local`, as there are no
+/// transactions to end them).
+pub fn set_config_calls(stmt: &Statement) -> Vec<(String, String)> {
+    let mut calls = Vec::new();
+    let _ = visit_expressions(stmt, |expr| {
+        if let Expr::Function(Function {
+            name,
+            args: FunctionArguments::List(list),
+            ..
+        }) = expr
+            && name.0.len() == 1
+            && last_ident(name).is_some_and(|n| n.eq_ignore_ascii_case("set_config"))
+            && let [n, v, _] = literal_args(&list.args).as_slice()
+            && let (Some(n), Some(v)) = (n, v)
+        {
+            calls.push((n.clone(), v.clone()));
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    calls
+}
+
+/// The arguments as text literals (`None` where one is not a literal).
+fn literal_args(args: &[FunctionArg]) -> Vec<Option<String>> {
+    args.iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
+                Value::SingleQuotedString(s) => Some(s.clone()),
+                Value::Boolean(b) => Some(b.to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// Replaces what only the session knows with its value, as literals:
-/// `current_user`, `session_user` and `user` with `user`, and
-/// `current_setting('name' [, missing_ok])` with `setting(name)` — NULL
-/// for an unknown setting when `missing_ok`, an error otherwise. Runs just
-/// before a query is planned, so it sees the settings of the statements
-/// before it.
-pub fn substitute_session_values(
+/// `current_user`, `session_user` and `user` with the user;
+/// `current_setting('name' [, missing_ok])` with the setting — NULL for an
+/// unknown setting when `missing_ok`, an error otherwise;
+/// `set_config(name, value, _)` with the value it set (see
+/// [`set_config_calls`]); `pg_backend_pid()` with the session's id and
+/// `pg_my_temp_schema()` with its temporary schema's OID (which
+/// `pg_is_other_temp_schema(oid)` also gets as a second argument). Runs
+/// just before a query is planned, so it sees the settings of the
+/// statements before it.
+pub fn substitute_session_values<F: Fn(&str) -> Option<String>>(
     stmt: &mut Statement,
-    user: &str,
-    setting: impl Fn(&str) -> Option<String>,
+    session: &SessionValues<'_, F>,
 ) -> Result<(), String> {
+    let (user, setting) = (session.user, &session.setting);
     let text = |s: Option<String>| {
         let value = match s {
             Some(s) => Value::SingleQuotedString(s),
@@ -419,26 +553,30 @@ pub fn substitute_session_values(
             return ControlFlow::Continue(());
         };
         let fname = fname.to_ascii_lowercase();
-        let literals: Option<Vec<Option<String>>> = match args {
-            FunctionArguments::None => Some(Vec::new()),
-            FunctionArguments::List(FunctionArgumentList { args, .. }) => args
-                .iter()
-                .map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))) => match &v.value {
-                        Value::SingleQuotedString(s) => Some(Some(s.clone())),
-                        Value::Boolean(b) => Some(Some(b.to_string())),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .collect(),
-            FunctionArguments::Subquery(_) => None,
-        };
-        let Some(literals) = literals else {
-            return ControlFlow::Continue(());
+        let literals = match args {
+            FunctionArguments::None => Vec::new(),
+            FunctionArguments::List(FunctionArgumentList { args, .. }) => literal_args(args),
+            FunctionArguments::Subquery(_) => return ControlFlow::Continue(()),
         };
         match (fname.as_str(), literals.as_slice()) {
             ("current_user" | "session_user" | "user", []) => *expr = text(Some(user.to_owned())),
+            ("pg_backend_pid", []) => {
+                *expr = Expr::Value(Value::Number(session.backend_pid.to_string(), false).into());
+            }
+            ("set_config", [_, Some(v), _]) => *expr = text(Some(v.clone())),
+            ("pg_my_temp_schema", []) => {
+                *expr =
+                    Expr::Value(Value::Number(session.temp_namespace.to_string(), false).into());
+            }
+            // The UDF takes the session's own temporary schema as well.
+            ("pg_is_other_temp_schema", [_]) => {
+                if let FunctionArguments::List(list) = args {
+                    list.args
+                        .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
+                            Value::Number(session.temp_namespace.to_string(), false).into(),
+                        ))));
+                }
+            }
             ("current_setting", [Some(n)]) | ("current_setting", [Some(n), _]) => {
                 let missing_ok = literals.get(1).and_then(Option::as_deref) == Some("true");
                 match setting(n) {
@@ -469,6 +607,19 @@ mod tests {
             .remove(0);
         rewrite(&mut stmt);
         stmt.to_string()
+    }
+
+    #[test]
+    fn dollar_quoted_comments_become_literals() {
+        let sql = "/* dbt */ comment on table \"a\".\"b\" is $x$It's \"new\"$x$;\n\
+                   comment on column a.b.c is $$two\nlines$$";
+        assert_eq!(
+            quote_comment_literals(sql),
+            "/* dbt */ comment on table \"a\".\"b\" is 'It''s \"new\"';\n\
+             comment on column a.b.c is 'two\nlines'"
+        );
+        let plain = "select 'comment', $1, $$x$$ is null";
+        assert!(matches!(quote_comment_literals(plain), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -22,12 +22,15 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
+use super::search_path;
+use super::temp_tables::TempTables;
 use super::{Engine, pg_dialect};
 use crate::catalog::pg_catalog::OWNER;
 use crate::catalog::views::ViewDef;
 use crate::catalog::{DEFAULT_SCHEMA, SEGMENTS_SCHEMA};
 use crate::config::Role;
 use crate::error::{CatalogError, Error, Result};
+use crate::storage::comments::Comments;
 use crate::storage::publish::columns_of;
 
 /// What a statement produced.
@@ -50,23 +53,35 @@ pub enum TransactionChange {
 }
 
 impl Outcome {
-    fn command(tag: &str) -> Self {
+    pub(super) fn command(tag: &str) -> Self {
         Outcome::Command {
             tag: tag.to_owned(),
             rows: None,
             transaction: None,
         }
     }
+
+    /// A command tag with a row count (`INSERT 0 5`, `DELETE 3`).
+    pub(super) fn rows_affected(tag: &str, rows: u64) -> Self {
+        Outcome::Command {
+            tag: tag.to_owned(),
+            rows: Some(usize::try_from(rows).unwrap_or(usize::MAX)),
+            transaction: None,
+        }
+    }
 }
 
 pub struct Session {
-    engine: Arc<Engine>,
-    ctx: SessionContext,
+    pub(super) engine: Arc<Engine>,
+    pub(super) ctx: SessionContext,
     vars: BTreeMap<String, String>,
     /// What the connected user may do (full rights without users).
     role: Role,
     /// Who is connected (`current_user`).
-    user: String,
+    pub(super) user: String,
+    /// The id the client knows this session by (`pg_backend_pid()`).
+    backend_pid: i32,
+    pub(super) temp: TempTables,
 }
 
 /// Settings every client may ask for with SHOW, with PostgreSQL's defaults.
@@ -95,13 +110,27 @@ pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
 impl Session {
     pub fn new(engine: Arc<Engine>) -> Self {
         let ctx = engine.context();
+        let backend_pid = rand::random::<i32>().unsigned_abs() as i32;
         Self {
             engine,
             ctx,
             vars: BTreeMap::new(),
             role: Role::Admin,
             user: OWNER.to_owned(),
+            backend_pid,
+            temp: TempTables::new(backend_pid),
         }
+    }
+
+    /// The process id the client was given (BackendKeyData); names the
+    /// session's temporary schema.
+    pub fn set_backend_pid(&mut self, pid: i32) {
+        self.backend_pid = pid;
+        self.temp = TempTables::new(pid);
+    }
+
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
     }
 
     /// The connected user and what they may do.
@@ -181,7 +210,8 @@ impl Session {
     /// Parses one or more statements, PostgreSQL dialect, with the rewrites
     /// of [`pg_dialect`] applied.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        let mut parser = DFParserBuilder::new(sql)
+        let sql = pg_dialect::quote_comment_literals(sql);
+        let mut parser = DFParserBuilder::new(sql.as_ref())
             .with_dialect(&PostgreSqlDialect {})
             .build()?;
         let statements = parser.parse_statements()?;
@@ -214,7 +244,14 @@ impl Session {
     pub async fn plan(&self, stmt: &Statement) -> Result<LogicalPlan> {
         self.engine.catalog().refresh().await?;
         let mut stmt = stmt.clone();
-        pg_dialect::substitute_session_values(&mut stmt, &self.user, |n| self.setting(n))
+        search_path::qualify_relations(&mut stmt, &self.engine.catalog().snapshot(), &self.temp);
+        let values = pg_dialect::SessionValues {
+            user: &self.user,
+            backend_pid: self.backend_pid,
+            temp_namespace: crate::catalog::oid::namespace_oid(self.temp.schema()),
+            setting: |n: &str| self.setting(n),
+        };
+        pg_dialect::substitute_session_values(&mut stmt, &values)
             .map_err(|m| Error::Catalog(CatalogError::UndefinedObject(m)))?;
         let plan = self
             .ctx
@@ -252,6 +289,9 @@ impl Session {
         self.authorize(&stmt)?;
         match stmt {
             Statement::Query(_) | Statement::Explain { .. } => {
+                for (name, value) in pg_dialect::set_config_calls(&stmt) {
+                    self.set_var(&name, &value).await?;
+                }
                 let physical = match self.physical_plan(&stmt, params.clone()).await {
                     Err(Error::DataFusion(e))
                         if pg_dialect::is_unaggregated_scalar_subquery_error(&e) =>
@@ -267,6 +307,20 @@ impl Session {
                 Ok(Outcome::Rows { schema, stream })
             }
             Statement::CreateView(view) => self.create_view(view).await,
+            Statement::CreateTable(create) => self.create_table(create).await,
+            Statement::Insert(_) => self.insert(stmt, params).await,
+            Statement::Delete(_) => self.delete(stmt, params).await,
+            Statement::Truncate(truncate) => self.truncate(truncate).await,
+            Statement::AlterTable(alter) => self.alter_table(alter).await,
+            Statement::Comment {
+                object_type,
+                object_name,
+                comment,
+                ..
+            } => self.comment(object_type, &object_name, comment).await,
+            // Every user reads every table here; privileges are roles.
+            Statement::Grant(_) => Ok(Outcome::command("GRANT")),
+            Statement::Revoke(_) => Ok(Outcome::command("REVOKE")),
             Statement::CreateSchema {
                 schema_name,
                 if_not_exists,
@@ -414,7 +468,10 @@ impl Session {
             columns: columns_of(&arrow_schema),
             depends_on,
             created_at: chrono::Utc::now().to_rfc3339(),
-            comment: view.comment.clone(),
+            comments: Comments {
+                relation: view.comment.clone(),
+                ..Comments::default()
+            },
         };
         self.engine
             .catalog()
@@ -431,15 +488,15 @@ impl Session {
         cascade: bool,
     ) -> Result<Outcome> {
         let catalog = Arc::clone(self.engine.catalog());
+        catalog.refresh().await?;
         for n in names {
-            let (schema, name) = object_name(n)?;
             match object_type {
-                ObjectType::Schema => catalog.drop_schema(&name, if_exists, cascade).await?,
+                ObjectType::Schema => {
+                    let (_, name) = object_name(n)?;
+                    catalog.drop_schema(&name, if_exists, cascade).await?
+                }
                 ObjectType::View | ObjectType::Table => {
-                    let schema = match schema {
-                        Some(s) => s,
-                        None => self.resolve_schema_of(&name),
-                    };
+                    let (schema, name) = self.qualified(n)?;
                     if object_type == ObjectType::View {
                         catalog
                             .drop_view(&schema, &name, if_exists, cascade)
@@ -536,7 +593,7 @@ impl Session {
 
     /// The schema an unqualified name resolves to: the default schema, else
     /// `public`.
-    fn resolve_schema_of(&self, name: &str) -> String {
+    pub(super) fn resolve_schema_of(&self, name: &str) -> String {
         let default = self.default_schema();
         let snap = self.engine.catalog().snapshot();
         if snap.relation(&default, name).is_some() {
@@ -547,7 +604,25 @@ impl Session {
     }
 }
 
-fn not_supported(what: &str) -> Error {
+impl Drop for Session {
+    /// Drops the session's temporary tables, in the background.
+    fn drop(&mut self) {
+        let catalog = Arc::clone(self.engine.catalog());
+        if !self.temp.any(&catalog.snapshot()) {
+            return;
+        }
+        let schema = self.temp.schema().to_owned();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = catalog.drop_schema(&schema, true, true).await {
+                    tracing::warn!(%schema, error = %e, "could not drop temporary tables");
+                }
+            });
+        }
+    }
+}
+
+pub(super) fn not_supported(what: &str) -> Error {
     Error::DataFusion(DataFusionError::NotImplemented(format!(
         "not supported yet: {what}"
     )))

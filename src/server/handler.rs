@@ -153,7 +153,10 @@ impl QueryParser for Parser {
             return Ok(None);
         };
         let (schema, inferred) = match &statement {
-            Statement::Query(_) | Statement::Explain { .. } => {
+            Statement::Query(_)
+            | Statement::Explain { .. }
+            | Statement::Insert(_)
+            | Statement::Delete(_) => {
                 let plan = session.plan(&statement).await.map_err(pg_err)?;
                 let found = plan.get_parameter_types().map_err(|e| pg_err(e.into()))?;
                 let mut inferred: Vec<Option<DataType>> = Vec::new();
@@ -165,7 +168,9 @@ impl QueryParser for Parser {
                         inferred[n - 1] = ty;
                     }
                 }
-                (Some(Arc::new(plan.schema().as_arrow().clone())), inferred)
+                let rows = matches!(&statement, Statement::Query(_) | Statement::Explain { .. });
+                let schema = rows.then(|| Arc::new(plan.schema().as_arrow().clone()));
+                (schema, inferred)
             }
             Statement::ShowVariable { variable } => {
                 let name = variable

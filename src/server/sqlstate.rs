@@ -39,6 +39,7 @@ pub fn classify(e: &Error) -> (&'static str, String) {
             match c {
                 CatalogError::UndefinedTable(_) => UNDEFINED_TABLE,
                 CatalogError::UndefinedObject(_) => UNDEFINED_OBJECT,
+                CatalogError::UndefinedColumn { .. } => UNDEFINED_COLUMN,
                 CatalogError::UndefinedSchema(_) => UNDEFINED_SCHEMA,
                 CatalogError::DuplicateTable(_) => DUPLICATE_TABLE,
                 CatalogError::DuplicateSchema(_) => DUPLICATE_SCHEMA,

@@ -5,6 +5,7 @@
 //! Invariants: `raw/` is never written by profiledb (outside explicit erasure
 //! jobs); everything else is published atomically (see [`publish`]).
 
+pub mod comments;
 pub mod deletes;
 pub mod layout;
 pub mod live_rows;
@@ -230,6 +231,16 @@ impl Storage {
             Ok(()) | Err(datafusion::object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::storage(&path, e)),
         }
+    }
+
+    /// Copies one object (a hard link on a local root, a server-side copy
+    /// on S3).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let from = self.path(from);
+        self.store
+            .copy(&from, &self.path(to))
+            .await
+            .map_err(|e| Error::storage(&from, e))
     }
 
     /// Every object below `rel`, as `(relative path, size)`, sorted.

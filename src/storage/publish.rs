@@ -29,6 +29,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::comments::Comments;
 use super::deletes::{DeleteFile, DeletedRows, NewDeletes, PendingDeletes};
 use super::{Storage, layout};
 use crate::error::{Error, Result};
@@ -102,6 +103,9 @@ pub struct TablePointer {
     /// [`super::deletes`]); `rows` counts the others.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub deletes: BTreeMap<String, DeleteFile>,
+    /// `COMMENT ON` text; new versions keep it (for the columns they keep).
+    #[serde(default, skip_serializing_if = "Comments::is_empty")]
+    pub comments: Comments,
 }
 
 /// A table's or source's files as some version saw them.
@@ -263,7 +267,12 @@ async fn write_version(
         .await
         .ok()
         .flatten();
-    let columns = columns_of(&written.schema);
+    // An append keeps the table's columns as declared (its rows may come
+    // from a query whose columns are narrower, e.g. NOT NULL literals).
+    let columns = match &meta.append_to {
+        Some(base) => base.columns.clone(),
+        None => columns_of(&written.schema),
+    };
     if let Some(p) = &previous
         && meta.append_to.is_none()
         && written.content_hash.is_some()
@@ -297,7 +306,7 @@ async fn write_version(
         }
     }
     files.extend(written.files);
-    let pointer = TablePointer {
+    let mut pointer = TablePointer {
         schema: schema.to_owned(),
         name: name.to_owned(),
         version: version.to_owned(),
@@ -315,7 +324,14 @@ async fn write_version(
             None
         },
         deletes,
+        comments: previous
+            .as_ref()
+            .map(|p| p.comments.clone())
+            .unwrap_or_default(),
     };
+    pointer
+        .comments
+        .retain_columns(|c| pointer.columns.iter().any(|d| d.name == c));
     storage
         .put_json(&layout::table_pointer(schema, name), &pointer)
         .await?;

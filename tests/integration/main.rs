@@ -7,6 +7,8 @@
 mod auth;
 mod cli;
 mod clients;
+mod dbt;
+mod ddl;
 mod incremental;
 mod models;
 mod server;

@@ -47,7 +47,7 @@ pub fn functions(catalog: &Arc<Catalog>) -> Vec<PgFn> {
             "col_description",
             &[2],
             DataType::Utf8,
-            |c| Ok(constant_text(c, None)),
+            col_description,
             catalog,
         ),
         PgFn::new(
@@ -55,6 +55,13 @@ pub fn functions(catalog: &Arc<Catalog>) -> Vec<PgFn> {
             &[2],
             DataType::Utf8,
             |c| Ok(constant_text(c, None)),
+            catalog,
+        ),
+        PgFn::new(
+            "pg_is_other_temp_schema",
+            &[2],
+            DataType::Boolean,
+            is_other_temp_schema,
             catalog,
         ),
         PgFn::new(
@@ -95,7 +102,7 @@ pub fn functions(catalog: &Arc<Catalog>) -> Vec<PgFn> {
     ]
 }
 
-fn relation_by_oid(c: &PgCall, oid_value: u32) -> Option<Relation> {
+pub(super) fn relation_by_oid(c: &PgCall, oid_value: u32) -> Option<Relation> {
     c.catalog
         .snapshot()
         .relations()
@@ -129,14 +136,29 @@ fn get_viewdef(c: &PgCall) -> Result<ArrayRef> {
 fn obj_description(c: &PgCall) -> Result<ArrayRef> {
     let out: StringArray = oids(c, 0)?
         .into_iter()
-        .map(|o| relation_by_oid(c, o?).and_then(|r| r.view.and_then(|v| v.comment)))
+        .map(|o| relation_by_oid(c, o?).and_then(|r| r.comments()?.relation.clone()))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// `col_description(table oid, column number)`, numbered from 1 as
+/// `pg_attribute.attnum`.
+fn col_description(c: &PgCall) -> Result<ArrayRef> {
+    let out: StringArray = oids(c, 0)?
+        .into_iter()
+        .zip(oids(c, 1)?)
+        .map(|(o, n)| {
+            let r = relation_by_oid(c, o?)?;
+            let field = r.arrow_schema.fields().get(n?.checked_sub(1)? as usize)?;
+            r.comments()?.columns.get(field.name()).cloned()
+        })
         .collect();
     Ok(Arc::new(out))
 }
 
 /// `'name'::regclass`: resolves `name` or `schema.name` like PostgreSQL,
 /// failing with "relation does not exist" (42P01).
-fn regclass_oid(c: &PgCall) -> Result<ArrayRef> {
+pub(super) fn regclass_oid(c: &PgCall) -> Result<ArrayRef> {
     let snap = c.catalog.snapshot();
     let default = &c.config.catalog.default_schema;
     let out = texts(c, 0)?
@@ -206,6 +228,28 @@ fn regnamespace_name(c: &PgCall) -> Result<ArrayRef> {
                 .find(|s| oid::namespace_oid(s) == o)
                 .map(str::to_owned)
                 .or_else(|| Some(o.to_string()))
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// `pg_is_other_temp_schema(namespace oid)`, given the session's own
+/// temporary schema's OID as the second argument (see
+/// `engine::pg_dialect::substitute_session_values`).
+fn is_other_temp_schema(c: &PgCall) -> Result<ArrayRef> {
+    let snap = c.catalog.snapshot();
+    let out: BooleanArray = oids(c, 0)?
+        .into_iter()
+        .zip(oids(c, 1)?)
+        .map(|(o, own)| {
+            let o = o?;
+            Some(
+                o != own?
+                    && snap.schemas.keys().any(|s| {
+                        s.starts_with(crate::catalog::TEMP_SCHEMA_PREFIX)
+                            && oid::namespace_oid(s) == o
+                    }),
+            )
         })
         .collect();
     Ok(Arc::new(out))

@@ -4,8 +4,10 @@
 //! they run on catalog-sized inputs, so clarity wins over vectorisation.
 
 mod catalog_lookup;
+mod identifiers;
 mod privileges;
 mod session_info;
+mod sizes;
 mod types;
 
 use std::hash::{Hash, Hasher};
@@ -132,7 +134,9 @@ pub fn register_all(ctx: &SessionContext, catalog: &Arc<Catalog>) {
         .into_iter()
         .chain(catalog_lookup::functions(catalog))
         .chain(types::functions(catalog))
-        .chain(privileges::functions(catalog));
+        .chain(privileges::functions(catalog))
+        .chain(identifiers::functions(catalog))
+        .chain(sizes::functions(catalog));
     for f in fns {
         ctx.register_udf(ScalarUDF::new_from_impl(f));
     }
