@@ -55,6 +55,10 @@ pub enum Error {
     #[error("permission denied: {0}")]
     PermissionDenied(String),
 
+    /// A cancel request or `statement_timeout` stopped the statement.
+    #[error("{0}")]
+    QueryCanceled(String),
+
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
 

@@ -10,17 +10,19 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::Sink;
 use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::Mutex;
 
+use super::interrupt::{CancelHandle, Interrupt};
 use super::startup::Startup;
 use super::{Security, encode, params, sqlstate};
 use crate::engine::session::TransactionChange;
@@ -60,11 +62,11 @@ fn pg_err(e: Error) -> PgWireError {
     sqlstate::to_pg_error(&e)
 }
 
-fn to_response(outcome: Outcome, format: &Format) -> Response {
+fn to_response(outcome: Outcome, format: &Format, interrupt: &Interrupt) -> Response {
     match outcome {
         Outcome::Rows { schema, stream } => {
             let fields = Arc::new(encode::fields(&schema, format));
-            let rows = encode::rows(stream, Arc::clone(&fields));
+            let rows = encode::rows(interrupt.guard(stream), Arc::clone(&fields));
             Response::Query(QueryResponse::new(fields, rows))
         }
         Outcome::Command {
@@ -95,6 +97,7 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = self.session.lock().await;
+        let interrupt = interrupt(client).await;
         let statements = match session.parse(query) {
             Ok(s) => s,
             Err(e) => return Ok(vec![Response::Error(Box::new(error_info(&e)))]),
@@ -106,8 +109,9 @@ impl SimpleQueryHandler for Connection {
             {
                 pgwire::api::store::PortalStore::rm_statement(client.portal_store(), &name.value);
             }
-            match session.execute(stmt, None).await {
-                Ok(outcome) => out.push(to_response(outcome, &Format::UnifiedText)),
+            let interrupt = interrupt.statement(session.setting("statement_timeout").as_deref());
+            match interrupt.run(session.execute(stmt, None)).await {
+                Ok(outcome) => out.push(to_response(outcome, &Format::UnifiedText, &interrupt)),
                 Err(e) => {
                     // Like PostgreSQL: the error ends the batch.
                     out.push(Response::Error(Box::new(error_info(&e))));
@@ -117,6 +121,17 @@ impl SimpleQueryHandler for Connection {
         }
         Ok(out)
     }
+}
+
+/// What may stop the statements of this message: a cancel request for
+/// this connection (and, per statement, the session's
+/// `statement_timeout`).
+async fn interrupt(client: &impl ClientInfo) -> Interrupt {
+    let cancel = match client.session_extensions().get::<CancelHandle>() {
+        Some(handle) => Some(handle.0.start_query().await),
+        None => None,
+    };
+    Interrupt::new(cancel)
 }
 
 fn error_info(e: &Error) -> pgwire::error::ErrorInfo {
@@ -241,7 +256,7 @@ impl ExtendedQueryHandler for Connection {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Prepared>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -255,8 +270,17 @@ impl ExtendedQueryHandler for Connection {
         let values = params::decode(portal, &prepared.param_types, &prepared.param_arrow_types)?;
         let params = (portal.parameter_len() > 0).then_some(values);
         let mut session = self.session.lock().await;
-        match session.execute(prepared.statement.clone(), params).await {
-            Ok(outcome) => Ok(to_response(outcome, &portal.result_column_format)),
+        let interrupt = interrupt(client).await;
+        let interrupt = interrupt.statement(session.setting("statement_timeout").as_deref());
+        match interrupt
+            .run(session.execute(prepared.statement.clone(), params))
+            .await
+        {
+            Ok(outcome) => Ok(to_response(
+                outcome,
+                &portal.result_column_format,
+                &interrupt,
+            )),
             Err(e) => Err(pg_err(e)),
         }
     }
@@ -310,15 +334,25 @@ impl ExtendedQueryHandler for Connection {
 pub struct Handlers {
     connection: Arc<Connection>,
     startup: Arc<Startup>,
+    running: Arc<ConnectionManager>,
 }
 
 impl Handlers {
-    pub fn new(engine: &Arc<Engine>, security: &Security) -> Self {
+    pub fn new(
+        engine: &Arc<Engine>,
+        security: &Security,
+        running: &Arc<ConnectionManager>,
+    ) -> Self {
         let connection = Arc::new(Connection::new(engine));
-        let startup = Arc::new(Startup::new(Arc::clone(&connection.session), security));
+        let startup = Arc::new(Startup::new(
+            Arc::clone(&connection.session),
+            security,
+            running,
+        ));
         Self {
             connection,
             startup,
+            running: Arc::clone(running),
         }
     }
 }
@@ -334,5 +368,9 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::clone(&self.startup)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(DefaultCancelHandler::new(Arc::clone(&self.running)))
     }
 }

@@ -15,11 +15,13 @@
 pub mod auth;
 mod encode;
 mod handler;
+mod interrupt;
 mod params;
 pub mod sqlstate;
 mod startup;
 pub mod tls;
 
+use pgwire::api::ConnectionManager;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -101,7 +103,16 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| Error::io("reading the listen address", e))?;
     check_listen(&local, options.security.users.is_some())?;
+    // Temporary tables of sessions a stopped server never ended.
+    let catalog = engine.catalog();
+    for schema in catalog.snapshot().schemas.keys() {
+        if schema.starts_with(crate::catalog::TEMP_SCHEMA_PREFIX) {
+            catalog.drop_schema(schema, true, true).await?;
+        }
+    }
     let permits = Arc::new(Semaphore::new(options.max_connections));
+    // Finds a connection by the pid and key a cancel request names.
+    let running = Arc::new(ConnectionManager::new());
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -118,7 +129,11 @@ pub async fn serve(
                 let _ = socket.set_nodelay(true);
                 match Arc::clone(&permits).try_acquire_owned() {
                     Ok(permit) => {
-                        let handlers = Arc::new(handler::Handlers::new(&engine, &options.security));
+                        let handlers = Arc::new(handler::Handlers::new(
+                            &engine,
+                            &options.security,
+                            &running,
+                        ));
                         let tls = options.security.tls.clone();
                         connections.spawn(async move {
                             if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {

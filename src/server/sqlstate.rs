@@ -52,6 +52,7 @@ pub fn classify(e: &Error) -> (&'static str, String) {
         Error::DataFusion(d) => classify_datafusion(d),
         Error::Arrow(a) => classify_arrow(a),
         Error::PermissionDenied(_) => (INSUFFICIENT_PRIVILEGE, e.to_string()),
+        Error::QueryCanceled(_) => (QUERY_CANCELED, e.to_string()),
         other => (INTERNAL_ERROR, other.to_string()),
     }
 }

@@ -3,6 +3,8 @@
 //! session's role and `options=-c k=v` settings, and the parameters
 //! PostgreSQL 16 reports.
 
+use pgwire::api::ConnectionManager;
+use pgwire::messages::startup::SecretKey;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use tokio::sync::Mutex;
 
 use super::Security;
 use super::auth::Users;
+use super::interrupt::CancelHandle;
 use super::sqlstate;
 use crate::config::Role;
 use crate::engine::Session;
@@ -36,10 +39,16 @@ pub struct Startup {
     tls: bool,
     /// The SCRAM exchange in progress, and the startup `options`.
     state: Mutex<(SASLState, Option<String>)>,
+    /// Where the connection registers for cancel requests.
+    running: Arc<ConnectionManager>,
 }
 
 impl Startup {
-    pub fn new(session: Arc<Mutex<Session>>, security: &Security) -> Self {
+    pub fn new(
+        session: Arc<Mutex<Session>>,
+        security: &Security,
+        running: &Arc<ConnectionManager>,
+    ) -> Self {
         let auth = security
             .users
             .as_ref()
@@ -49,6 +58,7 @@ impl Startup {
             auth,
             tls: security.tls.is_some(),
             state: Mutex::new((SASLState::Initial, None)),
+            running: Arc::clone(running),
         }
     }
 
@@ -68,6 +78,13 @@ impl Startup {
         let mut session = self.session.lock().await;
         let user = login_user(client);
         session.set_user(&user, role);
+        // The pid and key a cancel request must name (BackendKeyData);
+        // the pid is also `pg_backend_pid()` and names `pg_temp_<pid>`.
+        let secret = SecretKey::I32(rand::random());
+        client.set_pid_and_secret_key(session.backend_pid(), secret.clone());
+        let (handle, registration) = self.running.register(session.backend_pid(), secret);
+        client.session_extensions().insert(CancelHandle(handle));
+        client.session_extensions().insert(registration);
         // `options=-c search_path=dbt_x -c statement_timeout=0` (dbt, psql -o)
         if let Some(options) = options {
             for (k, v) in parse_options(&options) {

@@ -10,6 +10,7 @@ mod clients;
 mod dbt;
 mod ddl;
 mod incremental;
+mod interrupt;
 mod models;
 mod server;
 mod sources;
