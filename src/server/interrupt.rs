@@ -142,7 +142,7 @@ impl Stream for Guarded {
 
 impl RecordBatchStream for Guarded {
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        Arc::clone(&self.schema)
     }
 }
 
