@@ -81,6 +81,13 @@ pub enum CatalogError {
     UndefinedSchema(String),
     #[error("column \"{column}\" of relation \"{table}\" does not exist")]
     UndefinedColumn { table: String, column: String },
+    #[error("cursor \"{0}\" does not exist")]
+    UndefinedCursor(String),
+    #[error("cursor \"{0}\" already exists")]
+    DuplicateCursor(String),
+    /// DECLARE without WITH HOLD outside BEGIN … COMMIT.
+    #[error("DECLARE CURSOR can only be used in transaction blocks")]
+    NoActiveTransaction,
     #[error("relation \"{0}\" already exists")]
     DuplicateTable(String),
     #[error("schema \"{0}\" already exists")]

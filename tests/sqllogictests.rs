@@ -33,7 +33,7 @@ impl AsyncDB for Db {
             .await
             .map_err(|e| DbError(e.to_string()))?;
         match outcomes.into_iter().last() {
-            Some(Outcome::Rows { schema, stream }) => {
+            Some(Outcome::Rows { schema, stream, .. }) => {
                 let batches: Vec<RecordBatch> = stream
                     .try_collect()
                     .await

@@ -5,7 +5,9 @@
 //! An [`Engine`] is shared by every connection; each connection gets its own
 //! [`Session`] with its own settings (search path, SET variables).
 
+mod cursors;
 pub mod pg_dialect;
+mod pg_syntax;
 mod search_path;
 pub mod session;
 mod tables;

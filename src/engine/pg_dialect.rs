@@ -15,7 +15,6 @@
 //! DataFusion refuses to plan it, so on that error the planner retries with
 //! the subquery's single column wrapped in `max()`.
 
-use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use datafusion::error::DataFusionError;
@@ -25,55 +24,6 @@ use datafusion::sql::sqlparser::ast::{
     ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut,
     VisitorMut, visit_expressions, visit_expressions_mut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer};
-
-/// `COMMENT ON … IS $tag$text$tag$` (dbt's `persist_docs` sends it) with
-/// the dollar-quoted text as an ordinary literal, which is all the parser
-/// accepts there. Any other SQL is returned as it is.
-pub fn quote_comment_literals(sql: &str) -> Cow<'_, str> {
-    if !sql.contains('$') || !sql.to_ascii_lowercase().contains("comment") {
-        return Cow::Borrowed(sql);
-    }
-    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize_with_location() else {
-        return Cow::Borrowed(sql);
-    };
-    let line_starts: Vec<usize> = std::iter::once(0)
-        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
-    let offset = |loc: Location| -> Option<usize> {
-        let start = *line_starts.get(usize::try_from(loc.line).ok()?.checked_sub(1)?)?;
-        let column = usize::try_from(loc.column).ok()?.checked_sub(1)?;
-        Some(match sql[start..].char_indices().nth(column) {
-            Some((i, _)) => start + i,
-            None => sql.len(),
-        })
-    };
-    let mut out = String::with_capacity(sql.len());
-    let mut copied = 0;
-    let mut previous: Option<&Token> = None;
-    for t in &tokens {
-        if let Token::DollarQuotedString(s) = &t.token
-            && matches!(previous, Some(Token::Word(w)) if w.keyword == Keyword::IS)
-            && let (Some(start), Some(end)) = (offset(t.span.start), offset(t.span.end))
-        {
-            out.push_str(&sql[copied..start]);
-            out.push('\'');
-            out.push_str(&s.value.replace('\'', "''"));
-            out.push('\'');
-            copied = end;
-        }
-        if !matches!(t.token, Token::Whitespace(_)) {
-            previous = Some(&t.token);
-        }
-    }
-    if copied == 0 {
-        return Cow::Borrowed(sql);
-    }
-    out.push_str(&sql[copied..]);
-    Cow::Owned(out)
-}
 
 pub fn rewrite(stmt: &mut Statement) {
     // Names first: PostgreSQL names columns after the SQL as written.
@@ -607,19 +557,6 @@ mod tests {
             .remove(0);
         rewrite(&mut stmt);
         stmt.to_string()
-    }
-
-    #[test]
-    fn dollar_quoted_comments_become_literals() {
-        let sql = "/* dbt */ comment on table \"a\".\"b\" is $x$It's \"new\"$x$;\n\
-                   comment on column a.b.c is $$two\nlines$$";
-        assert_eq!(
-            quote_comment_literals(sql),
-            "/* dbt */ comment on table \"a\".\"b\" is 'It''s \"new\"';\n\
-             comment on column a.b.c is 'two\nlines'"
-        );
-        let plain = "select 'comment', $1, $$x$$ is null";
-        assert!(matches!(quote_comment_literals(plain), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -22,9 +22,10 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
-use super::search_path;
+use super::cursors::{Cursor, Cursors};
 use super::temp_tables::TempTables;
 use super::{Engine, pg_dialect};
+use super::{pg_syntax, search_path};
 use crate::catalog::pg_catalog::OWNER;
 use crate::catalog::views::ViewDef;
 use crate::catalog::{DEFAULT_SCHEMA, SEGMENTS_SCHEMA};
@@ -38,6 +39,9 @@ pub enum Outcome {
     Rows {
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
+        /// The command tag's word (`SELECT`, `FETCH`); the row count
+        /// follows it.
+        command: &'static str,
     },
     Command {
         tag: String,
@@ -82,6 +86,9 @@ pub struct Session {
     /// The id the client knows this session by (`pg_backend_pid()`).
     backend_pid: i32,
     pub(super) temp: TempTables,
+    cursors: Cursors,
+    /// Between BEGIN and COMMIT/ROLLBACK.
+    in_transaction: bool,
 }
 
 /// Settings every client may ask for with SHOW, with PostgreSQL's defaults.
@@ -119,6 +126,8 @@ impl Session {
             user: OWNER.to_owned(),
             backend_pid,
             temp: TempTables::new(backend_pid),
+            cursors: Cursors::default(),
+            in_transaction: false,
         }
     }
 
@@ -210,7 +219,7 @@ impl Session {
     /// Parses one or more statements, PostgreSQL dialect, with the rewrites
     /// of [`pg_dialect`] applied.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        let sql = pg_dialect::quote_comment_literals(sql);
+        let sql = pg_syntax::normalize(sql);
         let mut parser = DFParserBuilder::new(sql.as_ref())
             .with_dialect(&PostgreSqlDialect {})
             .build()?;
@@ -304,7 +313,11 @@ impl Session {
                 };
                 let schema = physical.schema();
                 let stream = execute_stream(physical, self.ctx.task_ctx())?;
-                Ok(Outcome::Rows { schema, stream })
+                Ok(Outcome::Rows {
+                    schema,
+                    stream,
+                    command: "SELECT",
+                })
             }
             Statement::CreateView(view) => self.create_view(view).await,
             Statement::CreateTable(create) => self.create_table(create).await,
@@ -374,22 +387,49 @@ impl Session {
                 })?;
                 single_column_rows(&[&name], vec![vec![value]])
             }
-            Statement::StartTransaction { .. } => Ok(Outcome::Command {
-                tag: "BEGIN".into(),
-                rows: None,
-                transaction: Some(TransactionChange::Begin),
-            }),
-            Statement::Commit { .. } => Ok(Outcome::Command {
-                tag: "COMMIT".into(),
-                rows: None,
-                transaction: Some(TransactionChange::End),
-            }),
-            Statement::Rollback { .. } => Ok(Outcome::Command {
-                tag: "ROLLBACK".into(),
-                rows: None,
-                transaction: Some(TransactionChange::End),
-            }),
+            Statement::StartTransaction { .. } => {
+                self.in_transaction = true;
+                Ok(Outcome::Command {
+                    tag: "BEGIN".into(),
+                    rows: None,
+                    transaction: Some(TransactionChange::Begin),
+                })
+            }
+            Statement::Commit { .. } | Statement::Rollback { .. } => {
+                self.in_transaction = false;
+                self.cursors.end_transaction();
+                let tag = if matches!(stmt, Statement::Commit { .. }) {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                };
+                Ok(Outcome::Command {
+                    tag: tag.into(),
+                    rows: None,
+                    transaction: Some(TransactionChange::End),
+                })
+            }
+            Statement::Declare { stmts } => {
+                for declare in stmts {
+                    self.declare_cursor(declare).await?;
+                }
+                Ok(Outcome::command("DECLARE CURSOR"))
+            }
+            Statement::Fetch {
+                name, direction, ..
+            } => self.fetch(&name, &direction).await,
+            Statement::Close { cursor } => match cursor {
+                ast::CloseCursor::All => {
+                    self.cursors.close_all();
+                    Ok(Outcome::command("CLOSE CURSOR ALL"))
+                }
+                ast::CloseCursor::Specific { name } => {
+                    self.cursors.close(&ident_name(&name))?;
+                    Ok(Outcome::command("CLOSE CURSOR"))
+                }
+            },
             Statement::Discard { .. } => {
+                self.cursors.close_all();
                 self.vars.clear();
                 self.set_default_schema(DEFAULT_SCHEMA);
                 Ok(Outcome::command("DISCARD ALL"))
@@ -400,6 +440,67 @@ impl Session {
             Statement::Deallocate { .. } => Ok(Outcome::command("DEALLOCATE")),
             other => Err(not_supported(&other.to_string())),
         }
+    }
+
+    /// `DECLARE name [BINARY] [NO SCROLL] CURSOR [WITH[OUT] HOLD] FOR query`.
+    async fn declare_cursor(&mut self, declare: ast::Declare) -> Result<()> {
+        let (Some(ast::DeclareType::Cursor), Some(query), [name]) = (
+            &declare.declare_type,
+            declare.for_query,
+            declare.names.as_slice(),
+        ) else {
+            return Err(not_supported("DECLARE of anything but a cursor"));
+        };
+        if declare.scroll == Some(true) {
+            return Err(not_supported("SCROLL cursors (cursors move forward only)"));
+        }
+        let hold = declare.hold == Some(true);
+        if !hold && !self.in_transaction {
+            return Err(CatalogError::NoActiveTransaction.into());
+        }
+        let physical = self.physical_plan(&Statement::Query(query), None).await?;
+        let stream = execute_stream(physical, self.ctx.task_ctx())?;
+        self.cursors
+            .declare(&ident_name(name), Cursor::new(stream, hold))
+    }
+
+    /// `FETCH [n | NEXT | FORWARD [n] | ALL | FORWARD ALL] [FROM | IN] name`.
+    async fn fetch(
+        &mut self,
+        name: &ast::Ident,
+        direction: &ast::FetchDirection,
+    ) -> Result<Outcome> {
+        use ast::FetchDirection as D;
+        let count = |v: &ValueWithSpan| match &v.value {
+            Value::Number(n, _) => n
+                .parse::<i64>()
+                .ok()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    not_supported("FETCH of a negative count (cursors move forward only)")
+                }),
+            other => Err(not_supported(&format!("FETCH {other}"))),
+        };
+        let count = match direction {
+            D::Count { limit } | D::Forward { limit: Some(limit) } => Some(count(limit)?),
+            D::Next | D::Forward { limit: None } => Some(1),
+            D::All | D::ForwardAll => None,
+            other => {
+                return Err(not_supported(&format!(
+                    "FETCH {other} (cursors move forward only)"
+                )));
+            }
+        };
+        let (schema, batches) = self.cursors.fetch(&ident_name(name), count).await?;
+        let stream = Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&schema),
+            futures::stream::iter(batches.into_iter().map(Ok)),
+        ));
+        Ok(Outcome::Rows {
+            schema,
+            stream,
+            command: "FETCH",
+        })
     }
 
     async fn create_view(&mut self, view: ast::CreateView) -> Result<Outcome> {
@@ -657,6 +758,15 @@ pub fn object_name(name: &ObjectName) -> Result<(Option<String>, String)> {
     }
 }
 
+/// An identifier as PostgreSQL folds it.
+fn ident_name(i: &ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
 /// A small all-text result.
 fn single_column_rows(columns: &[&str], rows: Vec<Vec<String>>) -> Result<Outcome> {
     let schema = Arc::new(Schema::new(
@@ -677,5 +787,9 @@ fn single_column_rows(columns: &[&str], rows: Vec<Vec<String>>) -> Result<Outcom
         Arc::clone(&schema),
         futures::stream::iter(vec![Ok(batch)]),
     ));
-    Ok(Outcome::Rows { schema, stream })
+    Ok(Outcome::Rows {
+        schema,
+        stream,
+        command: "SHOW",
+    })
 }

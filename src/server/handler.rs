@@ -64,10 +64,16 @@ fn pg_err(e: Error) -> PgWireError {
 
 fn to_response(outcome: Outcome, format: &Format, interrupt: &Interrupt) -> Response {
     match outcome {
-        Outcome::Rows { schema, stream } => {
+        Outcome::Rows {
+            schema,
+            stream,
+            command,
+        } => {
             let fields = Arc::new(encode::fields(&schema, format));
             let rows = encode::rows(interrupt.guard(stream), Arc::clone(&fields));
-            Response::Query(QueryResponse::new(fields, rows))
+            let mut response = QueryResponse::new(fields, rows);
+            response.set_command_tag(command);
+            Response::Query(response)
         }
         Outcome::Command {
             tag,

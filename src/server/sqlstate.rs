@@ -31,6 +31,9 @@ pub const INTERNAL_ERROR: &str = "XX000";
 pub const SYNTAX_OR_ACCESS: &str = "42000";
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub const INVALID_AUTHORIZATION: &str = "28000";
+pub const INVALID_CURSOR_NAME: &str = "34000";
+pub const DUPLICATE_CURSOR: &str = "42P03";
+pub const NO_ACTIVE_TRANSACTION: &str = "25P01";
 
 /// The SQLSTATE and the message to show for an error.
 pub fn classify(e: &Error) -> (&'static str, String) {
@@ -40,6 +43,9 @@ pub fn classify(e: &Error) -> (&'static str, String) {
                 CatalogError::UndefinedTable(_) => UNDEFINED_TABLE,
                 CatalogError::UndefinedObject(_) => UNDEFINED_OBJECT,
                 CatalogError::UndefinedColumn { .. } => UNDEFINED_COLUMN,
+                CatalogError::UndefinedCursor(_) => INVALID_CURSOR_NAME,
+                CatalogError::DuplicateCursor(_) => DUPLICATE_CURSOR,
+                CatalogError::NoActiveTransaction => NO_ACTIVE_TRANSACTION,
                 CatalogError::UndefinedSchema(_) => UNDEFINED_SCHEMA,
                 CatalogError::DuplicateTable(_) => DUPLICATE_TABLE,
                 CatalogError::DuplicateSchema(_) => DUPLICATE_SCHEMA,
