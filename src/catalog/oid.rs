@@ -23,8 +23,33 @@ pub fn namespace_oid(schema: &str) -> u32 {
 }
 
 pub fn relation_oid(schema: &str, name: &str) -> u32 {
+    if schema == "pg_catalog"
+        && let Some((_, oid)) = CATALOG_TABLE_OIDS.iter().find(|(n, _)| *n == name)
+    {
+        return *oid;
+    }
     stable_oid("relation", &format!("{schema}.{name}"))
 }
+
+/// PostgreSQL's own OIDs of the catalog tables clients name with
+/// `'pg_catalog.pg_x'::regclass` (as `pg_description.classoid`).
+const CATALOG_TABLE_OIDS: &[(&str, u32)] = &[
+    ("pg_type", 1247),
+    ("pg_attribute", 1249),
+    ("pg_proc", 1255),
+    ("pg_class", 1259),
+    ("pg_attrdef", 2604),
+    ("pg_constraint", 2606),
+    ("pg_inherits", 2611),
+    ("pg_index", 2610),
+    ("pg_description", 2609),
+    ("pg_namespace", 2615),
+    ("pg_rewrite", 2618),
+    ("pg_trigger", 2620),
+    ("pg_depend", 2608),
+    ("pg_database", 1262),
+    ("pg_authid", 1260),
+];
 
 /// The row type of a relation.
 pub fn relation_type_oid(schema: &str, name: &str) -> u32 {

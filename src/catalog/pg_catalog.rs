@@ -27,6 +27,7 @@ const B: DataType = DataType::Boolean;
 const I2: DataType = DataType::Int16;
 const I4: DataType = DataType::Int32;
 const F4: DataType = DataType::Float32;
+const I8: DataType = DataType::Int64;
 
 /// Table name → columns, for every pg_catalog table we answer.
 const TABLES: &[(&str, &[(&str, DataType)])] = &[
@@ -453,6 +454,49 @@ const TABLES: &[(&str, &[(&str, DataType)])] = &[
             ("rngsubtype", O),
             ("rngmultitypid", O),
             ("rngcollation", O),
+        ],
+    ),
+    // No sequences, and no collations but the default (OID 0 in
+    // pg_attribute): SQLAlchemy's column reflection reads both.
+    (
+        "pg_sequence",
+        &[
+            ("seqrelid", O),
+            ("seqtypid", O),
+            ("seqstart", I8),
+            ("seqincrement", I8),
+            ("seqmax", I8),
+            ("seqmin", I8),
+            ("seqcache", I8),
+            ("seqcycle", B),
+        ],
+    ),
+    (
+        "pg_collation",
+        &[
+            ("oid", O),
+            ("collname", T),
+            ("collnamespace", O),
+            ("collowner", O),
+            ("collprovider", T),
+            ("collisdeterministic", B),
+            ("collencoding", I4),
+            ("collcollate", T),
+            ("collctype", T),
+        ],
+    ),
+    (
+        "pg_opclass",
+        &[
+            ("oid", O),
+            ("opcmethod", O),
+            ("opcname", T),
+            ("opcnamespace", O),
+            ("opcowner", O),
+            ("opcfamily", O),
+            ("opcintype", O),
+            ("opcdefault", B),
+            ("opckeytype", O),
         ],
     ),
     (

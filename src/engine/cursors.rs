@@ -92,6 +92,11 @@ impl Cursors {
         Ok((Arc::clone(&cursor.schema), batches))
     }
 
+    /// The columns of an open cursor.
+    pub fn schema(&self, name: &str) -> Option<SchemaRef> {
+        self.0.get(name).map(|c| Arc::clone(&c.schema))
+    }
+
     pub fn close(&mut self, name: &str) -> Result<()> {
         self.0
             .remove(name)

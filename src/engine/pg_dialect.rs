@@ -112,6 +112,28 @@ fn pg_column_name(e: &Expr) -> Option<String> {
 
 fn rewrite_expr(expr: &mut Expr) {
     match expr {
+        // DataFusion's LIKE escapes with a backslash only; SQLAlchemy
+        // sends `NOT LIKE 'pg/_' || '%' ESCAPE '/'`.
+        Expr::Like {
+            pattern,
+            escape_char: escape @ Some(_),
+            ..
+        }
+        | Expr::ILike {
+            pattern,
+            escape_char: escape @ Some(_),
+            ..
+        } => {
+            let escape_with = match escape.as_ref().map(|v| &v.value) {
+                Some(Value::SingleQuotedString(e)) => e.chars().collect::<Vec<_>>(),
+                _ => return,
+            };
+            if let ([c], Some(text)) = (escape_with.as_slice(), literal_text(pattern)) {
+                **pattern =
+                    Expr::Value(Value::SingleQuotedString(backslash_escaped(&text, *c)).into());
+                *escape = None;
+            }
+        }
         Expr::Collate { expr: inner, .. } => {
             let inner = std::mem::replace(inner.as_mut(), Expr::Value(Value::Null.into()));
             *expr = inner;
@@ -170,6 +192,42 @@ fn rewrite_expr(expr: &mut Expr) {
         }
         _ => {}
     }
+}
+
+/// The text of a string literal, or of `||` between string literals.
+fn literal_text(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        Expr::Nested(inner) => literal_text(inner),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::StringConcat,
+            right,
+        } => Some(literal_text(left)? + &literal_text(right)?),
+        _ => None,
+    }
+}
+
+/// A LIKE pattern written with `escape` restated with a backslash.
+fn backslash_escaped(pattern: &str, escape: char) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(ch) = chars.next() {
+        if ch == escape {
+            if let Some(next) = chars.next() {
+                out.push('\\');
+                out.push(next);
+            }
+        } else if ch == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
 
 fn builtin_operator(op: &str) -> Option<BinaryOperator> {
@@ -557,6 +615,15 @@ mod tests {
             .remove(0);
         rewrite(&mut stmt);
         stmt.to_string()
+    }
+
+    #[test]
+    fn like_escapes_become_backslashes() {
+        assert_eq!(
+            rewritten("SELECT 1 FROM t WHERE n NOT LIKE 'pg/_' || '%' ESCAPE '/'"),
+            "SELECT 1 AS \"?column?\" FROM t WHERE n NOT LIKE 'pg\\_%'"
+        );
+        assert_eq!(backslash_escaped("a!%b\\c!!", '!'), "a\\%b\\\\c\\!");
     }
 
     #[test]

@@ -111,6 +111,14 @@ pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("lc_collate", "C.UTF-8"),
     ("lc_ctype", "C.UTF-8"),
     ("max_identifier_length", "63"),
+    ("default_table_access_method", "heap"),
+    ("default_tablespace", ""),
+    ("bytea_output", "hex"),
+    ("extra_float_digits", "1"),
+    ("lc_messages", "C.UTF-8"),
+    ("lc_monetary", "C.UTF-8"),
+    ("lc_numeric", "C.UTF-8"),
+    ("lc_time", "C.UTF-8"),
     ("is_superuser", "on"),
 ];
 
@@ -129,6 +137,12 @@ impl Session {
             cursors: Cursors::default(),
             in_transaction: false,
         }
+    }
+
+    /// The columns of the open cursor `name` (the wire protocol can
+    /// describe a cursor as a portal).
+    pub fn cursor_schema(&self, name: &str) -> Option<SchemaRef> {
+        self.cursors.schema(name)
     }
 
     /// The process id the client was given (BackendKeyData); names the

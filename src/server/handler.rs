@@ -129,6 +129,47 @@ impl SimpleQueryHandler for Connection {
     }
 }
 
+/// As in PostgreSQL, a cursor is also a portal of the same name, so a
+/// client can Describe it (psycopg does, after `DECLARE`); `CLOSE`
+/// removes it.
+fn expose_cursors<C>(client: &C, session: &Session, statement: &Statement)
+where
+    C: ClientPortalStore,
+    C::PortalStore: pgwire::api::store::PortalStore<Statement = Prepared>,
+{
+    use pgwire::api::store::PortalStore;
+    let store = client.portal_store();
+    match statement {
+        Statement::Declare { stmts } => {
+            for declare in stmts {
+                let (Some(name), Some(query)) = (declare.names.first(), &declare.for_query) else {
+                    continue;
+                };
+                let name = if name.quote_style.is_some() {
+                    name.value.clone()
+                } else {
+                    name.value.to_lowercase()
+                };
+                let Some(schema) = session.cursor_schema(&name) else {
+                    continue;
+                };
+                let prepared = Prepared {
+                    statement: Statement::Query(query.clone()),
+                    param_types: Vec::new(),
+                    param_arrow_types: Vec::new(),
+                    schema: Some(schema),
+                };
+                let stored = Arc::new(StoredStatement::new(name.clone(), prepared, Vec::new()));
+                store.put_portal(Arc::new(Portal::new_cursor(name, stored)));
+            }
+        }
+        Statement::Close {
+            cursor: datafusion::sql::sqlparser::ast::CloseCursor::Specific { name },
+        } => store.rm_portal(&name.value.to_lowercase()),
+        _ => {}
+    }
+}
+
 /// What may stop the statements of this message: a cancel request for
 /// this connection (and, per statement, the session's
 /// `statement_timeout`).
@@ -282,11 +323,14 @@ impl ExtendedQueryHandler for Connection {
             .run(session.execute(prepared.statement.clone(), params))
             .await
         {
-            Ok(outcome) => Ok(to_response(
-                outcome,
-                &portal.result_column_format,
-                &interrupt,
-            )),
+            Ok(outcome) => {
+                expose_cursors(client, &session, &prepared.statement);
+                Ok(to_response(
+                    outcome,
+                    &portal.result_column_format,
+                    &interrupt,
+                ))
+            }
             Err(e) => Err(pg_err(e)),
         }
     }

@@ -102,3 +102,139 @@ async fn psycopg_reads_identity_tables_like_tokio_postgres() {
     assert_eq!(got["after_error"], 1);
     server.stop().await;
 }
+
+/// psycopg2 (named cursor), psycopg 3 (binary, server-side cursor),
+/// asyncpg (binary protocol, prepared statements, a portal read in
+/// pieces), SQLAlchemy 2 reflection and pandas, each checked against what
+/// tokio-postgres reads from the same server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_clients_read_what_tokio_postgres_reads() {
+    let root = generated_root(1_000, 12).await;
+    run_models(root.path(), None).await;
+    let server = TestServer::start(root.path()).await;
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE VIEW segments.big_spenders AS SELECT profile_id FROM profiles WHERE total_revenue > 500",
+        )
+        .await
+        .unwrap();
+    let got = run_script("python_matrix.py", server.addr.port());
+
+    let top: Vec<serde_json::Value> = client
+        .query(
+            "SELECT profile_id, order_count, total_revenue FROM profiles \
+             WHERE order_count >= $1 ORDER BY total_revenue DESC, profile_id LIMIT 5",
+            &[&2_i64],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            serde_json::json!([
+                r.get::<_, String>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, f64>(2)
+            ])
+        })
+        .collect();
+    assert_eq!(top.len(), 5);
+    for key in [
+        "psycopg2_top",
+        "psycopg3_binary_top",
+        "asyncpg_top",
+        "pandas_top",
+    ] {
+        assert_eq!(got[key], serde_json::Value::Array(top.clone()), "{key}");
+    }
+    let profiles: i64 = client
+        .query_one("SELECT count(*) FROM profiles", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let first: Vec<String> = client
+        .query(
+            "SELECT profile_id FROM profiles ORDER BY profile_id LIMIT 3",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        got["psycopg2_named_cursor"],
+        serde_json::json!([profiles, first, true])
+    );
+    assert_eq!(got["psycopg3_named_cursor"], profiles);
+    assert_eq!(got["asyncpg_cursor"], profiles);
+    assert_eq!(got["sqlalchemy_core_count"], profiles);
+    assert_eq!(got["psycopg2_pid_matches"], true);
+    assert_eq!(got["psycopg3_pid_matches"], true);
+
+    let mut prepared = Vec::new();
+    for t in ["email", "phone"] {
+        let n: i64 = client
+            .query_one(
+                "SELECT count(*) FROM identity_map WHERE id_type = $1",
+                &[&t],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        prepared.push(n);
+    }
+    assert_eq!(got["asyncpg_prepared"], serde_json::json!(prepared));
+
+    // Reflection agrees with information_schema.
+    let schemas = got["sqlalchemy_schemas"].as_array().unwrap();
+    for s in ["public", "segments"] {
+        assert!(schemas.iter().any(|x| x == s), "{schemas:?}");
+    }
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(tables.iter().any(|t| t == "profiles"));
+    assert_eq!(got["sqlalchemy_tables"], serde_json::json!(tables));
+    assert_eq!(got["sqlalchemy_views"], serde_json::json!(["big_spenders"]));
+    let columns: Vec<serde_json::Value> = client
+        .query(
+            "SELECT column_name::text, is_nullable::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = 'profiles' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::json!([r.get::<_, String>(0), r.get::<_, String>(1) == "YES"]))
+        .collect();
+    let reflected: Vec<serde_json::Value> = got["sqlalchemy_columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| serde_json::json!([c[0], c[2]]))
+        .collect();
+    assert_eq!(reflected, columns);
+    let types: Vec<&str> = got["sqlalchemy_columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c[1].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"BIGINT") && types.contains(&"DOUBLE PRECISION"),
+        "{types:?}"
+    );
+    assert_eq!(got["sqlalchemy_pk"], serde_json::json!([]));
+    assert_eq!(got["pandas_dtypes"][1], "int64");
+    assert_eq!(got["pandas_dtypes"][2], "float64");
+    server.stop().await;
+}

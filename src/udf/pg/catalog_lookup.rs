@@ -180,8 +180,11 @@ pub(super) fn regclass_oid(c: &PgCall) -> Result<ArrayRef> {
                     .then(|| snap.relation("public", &name))
                     .flatten()
             });
+            let catalog_table = (schema == "pg_catalog" || !unquoted.contains('.'))
+                && crate::catalog::pg_catalog::is_catalog_table(&name);
             match found {
                 Some(r) => Ok(Some(oid::relation_oid(&r.schema, &r.name))),
+                None if catalog_table => Ok(Some(oid::relation_oid("pg_catalog", &name))),
                 None => Err(DataFusionError::External(Box::new(Error::Catalog(
                     CatalogError::UndefinedTable(t),
                 )))),
