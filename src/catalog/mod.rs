@@ -7,6 +7,7 @@
 //! first and then refreshed, so what a client created survives a restart.
 
 pub mod alter;
+pub mod information_schema;
 pub mod oid;
 pub mod pg_catalog;
 pub mod pg_types;

@@ -564,44 +564,11 @@ impl PgCatalogSchema {
         let Some((_, columns)) = TABLES.iter().find(|(n, _)| *n == name) else {
             return Ok(None);
         };
-        let rows = self.rows(name);
         let columns: Vec<(&str, DataType)> = columns
             .iter()
             .map(|(n, t)| (*n, column_type(n, t)))
             .collect();
-        let schema = Arc::new(Schema::new(
-            columns
-                .iter()
-                .map(|(n, t)| Field::new(*n, t.clone(), true))
-                .collect::<Vec<_>>(),
-        ));
-        let arrays = columns
-            .iter()
-            .enumerate()
-            .map(|(i, (_, t))| {
-                if rows.is_empty() {
-                    return Ok(new_empty_array(t));
-                }
-                let values = rows
-                    .iter()
-                    .map(|r| r.get(i).cloned().unwrap_or(ScalarValue::Null));
-                let values: Vec<ScalarValue> = values
-                    .map(|v| {
-                        if v.is_null() {
-                            ScalarValue::try_from(t).unwrap_or(v)
-                        } else {
-                            v
-                        }
-                    })
-                    .collect();
-                ScalarValue::iter_to_array(values)
-            })
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
-        Ok(Some(Arc::new(MemTable::try_new(
-            schema,
-            vec![vec![batch]],
-        )?)))
+        memory_table(&columns, self.rows(name)).map(Some)
     }
 
     fn rows(&self, name: &str) -> Vec<Vec<ScalarValue>> {
@@ -867,6 +834,55 @@ impl PgCatalogSchema {
             _ => Vec::new(),
         }
     }
+}
+
+/// A table of `rows` (NULLs typed by their column), all columns nullable.
+pub(super) fn memory_table(
+    columns: &[(&str, DataType)],
+    rows: Vec<Vec<ScalarValue>>,
+) -> Result<Arc<dyn TableProvider>> {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(n, t)| Field::new(*n, t.clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| {
+            if rows.is_empty() {
+                return Ok(new_empty_array(t));
+            }
+            let values: Vec<ScalarValue> = rows
+                .iter()
+                .map(|r| r.get(i).cloned().unwrap_or(ScalarValue::Null))
+                .map(|v| {
+                    if v.is_null() {
+                        ScalarValue::try_from(t).unwrap_or(v)
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            ScalarValue::iter_to_array(values)
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+}
+
+/// The tables of pg_catalog with their columns (for information_schema).
+pub(super) fn tables() -> impl Iterator<Item = (&'static str, Vec<(&'static str, DataType)>)> {
+    TABLES.iter().map(|(name, columns)| {
+        (
+            *name,
+            columns
+                .iter()
+                .map(|(n, t)| (*n, column_type(n, t)))
+                .collect(),
+        )
+    })
 }
 
 /// ACL and option columns are text arrays in PostgreSQL (clients call

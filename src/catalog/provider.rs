@@ -9,6 +9,7 @@ use datafusion::common::exec_err;
 use datafusion::error::Result;
 
 use super::Catalog;
+use super::information_schema::InformationSchema;
 use super::pg_catalog::PgCatalogSchema;
 
 #[derive(Debug)]
@@ -25,13 +26,16 @@ impl ProfileCatalogProvider {
 impl CatalogProvider for ProfileCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.catalog.snapshot().schemas.keys().cloned().collect();
-        names.push("pg_catalog".to_owned());
+        names.extend(super::SYSTEM_SCHEMAS.map(str::to_owned));
         names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         if name == "pg_catalog" {
             return Some(Arc::new(PgCatalogSchema::new(Arc::clone(&self.catalog))));
+        }
+        if name == "information_schema" {
+            return Some(Arc::new(InformationSchema::new(Arc::clone(&self.catalog))));
         }
         self.catalog.snapshot().schemas.contains_key(name).then(|| {
             Arc::new(ProfileSchemaProvider {

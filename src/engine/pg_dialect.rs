@@ -20,9 +20,9 @@ use std::ops::ControlFlow;
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
     ArrayElemTypeDef, BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg,
-    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, JoinOperator, ObjectName,
-    ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut,
-    VisitorMut, visit_expressions, visit_expressions_mut,
+    FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, JoinOperator, LimitClause,
+    ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value,
+    Visit, VisitMut, Visitor, VisitorMut, visit_expressions, visit_expressions_mut,
 };
 
 pub fn rewrite(stmt: &mut Statement) {
@@ -475,6 +475,38 @@ fn aggregate_query(query: &mut Query) {
     }
     let inner = std::mem::replace(target, Expr::Value(Value::Null.into()));
     *target = call("max", vec![inner]);
+}
+
+/// The numbers `n` of the `$n` placeholders that stand for a LIMIT or
+/// OFFSET, which PostgreSQL types as `bigint` (DataFusion leaves them
+/// untyped).
+pub fn limit_placeholders(stmt: &Statement) -> Vec<usize> {
+    struct Limits(Vec<usize>);
+    impl Visitor for Limits {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+            let exprs: Vec<&Expr> = match &query.limit_clause {
+                Some(LimitClause::LimitOffset { limit, offset, .. }) => limit
+                    .iter()
+                    .chain(offset.as_ref().map(|o| &o.value))
+                    .collect(),
+                Some(LimitClause::OffsetCommaLimit { offset, limit }) => vec![offset, limit],
+                None => Vec::new(),
+            };
+            for e in exprs {
+                if let Expr::Value(v) = e
+                    && let Value::Placeholder(p) = &v.value
+                    && let Some(n) = p.strip_prefix('$').and_then(|n| n.parse().ok())
+                {
+                    self.0.push(n);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut limits = Limits(Vec::new());
+    let _ = stmt.visit(&mut limits);
+    limits.0
 }
 
 /// What only the session knows, for [`substitute_session_values`].

@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 use super::interrupt::{CancelHandle, Interrupt};
 use super::startup::Startup;
 use super::{Security, encode, params, sqlstate};
+use crate::engine::pg_dialect;
 use crate::engine::session::TransactionChange;
 use crate::engine::{Engine, Outcome, Session};
 use crate::error::Error;
@@ -229,6 +230,12 @@ impl QueryParser for Parser {
                         }
                         inferred[n - 1] = ty;
                     }
+                }
+                for n in pg_dialect::limit_placeholders(&statement) {
+                    if inferred.len() < n {
+                        inferred.resize(n, None);
+                    }
+                    inferred[n - 1].get_or_insert(DataType::Int64);
                 }
                 let rows = matches!(&statement, Statement::Query(_) | Statement::Explain { .. });
                 let schema = rows.then(|| Arc::new(plan.schema().as_arrow().clone()));
