@@ -55,6 +55,10 @@ pub enum Error {
     #[error("permission denied: {0}")]
     PermissionDenied(String),
 
+    /// Data sent with `COPY … FROM STDIN` that does not fit its target.
+    #[error("{0}")]
+    Copy(String),
+
     /// A cancel request or `statement_timeout` stopped the statement.
     #[error("{0}")]
     QueryCanceled(String),

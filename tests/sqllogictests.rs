@@ -72,6 +72,9 @@ impl AsyncDB for Db {
             Some(Outcome::Command { rows, .. }) => {
                 Ok(DBOutput::StatementComplete(rows.unwrap_or(0) as u64))
             }
+            Some(Outcome::CopyOut { .. } | Outcome::CopyIn(_)) => Err(DbError(
+                "COPY needs a client connection (the wire server)".to_owned(),
+            )),
             None => Ok(DBOutput::StatementComplete(0)),
         }
     }

@@ -5,6 +5,7 @@
 //! An [`Engine`] is shared by every connection; each connection gets its own
 //! [`Session`] with its own settings (search path, SET variables).
 
+pub mod copy;
 mod cursors;
 pub mod pg_dialect;
 mod pg_syntax;
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -93,7 +95,11 @@ impl Engine {
     }
 
     pub async fn with_storage(storage: Storage, memory_limit: Option<usize>) -> Result<Arc<Self>> {
-        let mut runtime = RuntimeEnvBuilder::new();
+        // No cache of directory listings: DataFusion's never expires, and a
+        // long-running server must see files that land in raw/ after it
+        // started (and those COPY … FROM STDIN writes).
+        let mut runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
         if let Some(limit) = memory_limit {
             runtime = runtime.with_memory_limit(limit, 1.0);
         }

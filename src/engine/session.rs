@@ -16,12 +16,14 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
+use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     self, ObjectName, ObjectType, SchemaName, Set, Statement, Value, ValueWithSpan,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
+use super::copy::{CopyFormat, CopyIn};
 use super::cursors::{Cursor, Cursors};
 use super::temp_tables::TempTables;
 use super::{Engine, pg_dialect};
@@ -48,6 +50,15 @@ pub enum Outcome {
         rows: Option<usize>,
         transaction: Option<TransactionChange>,
     },
+    /// `COPY … TO STDOUT`: the rows, to send in `format`.
+    CopyOut {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        format: CopyFormat,
+    },
+    /// `COPY … FROM STDIN`: the client sends the data next; the server
+    /// hands it to [`Session::copy_in`].
+    CopyIn(CopyIn),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,7 +196,8 @@ impl Session {
             | Statement::Commit { .. }
             | Statement::Rollback { .. }
             | Statement::Discard { .. }
-            | Statement::Deallocate { .. } => true,
+            | Statement::Deallocate { .. }
+            | Statement::Copy { to: true, .. } => true,
             Statement::CreateView(view) => in_segments(&view.name),
             Statement::Drop {
                 object_type: ObjectType::View,
@@ -233,23 +245,17 @@ impl Session {
     /// Parses one or more statements, PostgreSQL dialect, with the rewrites
     /// of [`pg_dialect`] applied.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        // sqlparser's own parser, not DataFusion's: DataFusion's takes
+        // `COPY` for its `COPY … TO 'file'`, which is not PostgreSQL's.
         let sql = pg_syntax::normalize(sql);
-        let mut parser = DFParserBuilder::new(sql.as_ref())
-            .with_dialect(&PostgreSqlDialect {})
-            .build()?;
-        let statements = parser.parse_statements()?;
-        statements
-            .into_iter()
-            .map(|s| match s {
-                DFStatement::Statement(mut stmt) => {
-                    pg_dialect::rewrite(&mut stmt);
-                    Ok(*stmt)
-                }
-                other => Err(Error::DataFusion(DataFusionError::NotImplemented(format!(
-                    "statement not supported: {other}"
-                )))),
-            })
-            .collect()
+        let mut statements = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_statements())
+            .map_err(|e| DataFusionError::SQL(Box::new(e), None))?;
+        for stmt in &mut statements {
+            pg_dialect::rewrite(stmt);
+        }
+        Ok(statements)
     }
 
     /// Runs every statement of `sql` in order, stopping at the first error.
@@ -338,6 +344,7 @@ impl Session {
             Statement::Insert(_) => self.insert(stmt, params).await,
             Statement::Delete(_) => self.delete(stmt, params).await,
             Statement::Truncate(truncate) => self.truncate(truncate).await,
+            Statement::Copy { .. } => Box::pin(self.copy(stmt)).await,
             Statement::AlterTable(alter) => self.alter_table(alter).await,
             Statement::Comment {
                 object_type,

@@ -15,9 +15,11 @@ use datafusion::execution::SendableRecordBatchStream;
 use futures::{Stream, StreamExt};
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
-use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
+use pgwire::api::results::{CopyEncoder, DataRowEncoder, FieldFormat, FieldInfo};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
+use pgwire::types::ToSqlText;
+use postgres_types::ToSql;
 
 use crate::catalog::pg_types;
 
@@ -70,6 +72,34 @@ pub fn rows(
 }
 
 fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> PgWireResult<Vec<DataRow>> {
+    let mut encoder = DataRowEncoder::new(Arc::clone(fields));
+    encode_rows(batch, fields, &mut encoder, DataRowEncoder::take_row)
+}
+
+/// Where encoded fields go: a data row, or a line of COPY data.
+pub trait FieldSink {
+    fn encode_field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()>;
+}
+
+impl FieldSink for DataRowEncoder {
+    fn encode_field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()> {
+        DataRowEncoder::encode_field(self, value)
+    }
+}
+
+impl FieldSink for CopyEncoder {
+    fn encode_field<T: ToSql + ToSqlText + Sized>(&mut self, value: &T) -> PgWireResult<()> {
+        CopyEncoder::encode_field(self, value)
+    }
+}
+
+/// Encodes each row of `batch` into `sink`, finishing each with `take`.
+pub fn encode_rows<S: FieldSink, R>(
+    batch: &RecordBatch,
+    fields: &Arc<Vec<FieldInfo>>,
+    sink: &mut S,
+    take: impl Fn(&mut S) -> R,
+) -> PgWireResult<Vec<R>> {
     let columns: Vec<ArrayRef> = batch.columns().to_vec();
     let options = FormatOptions::default().with_null("");
     let formatters: Vec<Option<ArrayFormatter>> = columns
@@ -88,25 +118,24 @@ fn encode_batch(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> PgWireResu
             }
         })
         .collect();
-    let mut encoder = DataRowEncoder::new(Arc::clone(fields));
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         for (i, column) in columns.iter().enumerate() {
             encode_value(
-                &mut encoder,
+                sink,
                 column,
                 row,
                 formatters[i].as_ref(),
                 fields[i].format(),
             )?;
         }
-        out.push(encoder.take_row());
+        out.push(take(sink));
     }
     Ok(out)
 }
 
 fn encode_value(
-    e: &mut DataRowEncoder,
+    e: &mut impl FieldSink,
     a: &ArrayRef,
     row: usize,
     formatter: Option<&ArrayFormatter>,

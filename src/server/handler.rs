@@ -14,7 +14,8 @@ use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+    CopyResponse, DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
+    Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
@@ -22,6 +23,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::Mutex;
 
+use super::copy::{self, Incoming};
 use super::interrupt::{CancelHandle, Interrupt};
 use super::startup::Startup;
 use super::{Security, encode, params, sqlstate};
@@ -45,6 +47,8 @@ pub struct Prepared {
 pub struct Connection {
     session: Arc<Mutex<Session>>,
     parser: Arc<Parser>,
+    /// A `COPY … FROM STDIN` receiving data.
+    incoming: std::sync::Mutex<Option<Incoming>>,
 }
 
 impl Connection {
@@ -55,43 +59,65 @@ impl Connection {
                 session: Arc::clone(&session),
             }),
             session,
+            incoming: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub(super) fn session(&self) -> &Mutex<Session> {
+        &self.session
+    }
+
+    pub(super) fn incoming(&self) -> std::sync::MutexGuard<'_, Option<Incoming>> {
+        self.incoming.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn respond(&self, outcome: Outcome, format: &Format, interrupt: &Interrupt) -> Response {
+        match outcome {
+            Outcome::CopyOut {
+                schema,
+                stream,
+                format,
+            } => Response::CopyOut(copy::copy_out(&schema, interrupt.guard(stream), &format)),
+            Outcome::CopyIn(target) => {
+                let columns = target.columns.len();
+                *self.incoming() = Some(Incoming {
+                    target,
+                    data: Vec::new(),
+                });
+                Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
+            }
+            Outcome::Rows {
+                schema,
+                stream,
+                command,
+            } => {
+                let fields = Arc::new(encode::fields(&schema, format));
+                let rows = encode::rows(interrupt.guard(stream), Arc::clone(&fields));
+                let mut response = QueryResponse::new(fields, rows);
+                response.set_command_tag(command);
+                Response::Query(response)
+            }
+            Outcome::Command {
+                tag,
+                rows,
+                transaction,
+            } => {
+                let mut t = Tag::new(&tag);
+                if let Some(r) = rows {
+                    t = t.with_rows(r);
+                }
+                match transaction {
+                    Some(TransactionChange::Begin) => Response::TransactionStart(t),
+                    Some(TransactionChange::End) => Response::TransactionEnd(t),
+                    None => Response::Execution(t),
+                }
+            }
         }
     }
 }
 
 fn pg_err(e: Error) -> PgWireError {
     sqlstate::to_pg_error(&e)
-}
-
-fn to_response(outcome: Outcome, format: &Format, interrupt: &Interrupt) -> Response {
-    match outcome {
-        Outcome::Rows {
-            schema,
-            stream,
-            command,
-        } => {
-            let fields = Arc::new(encode::fields(&schema, format));
-            let rows = encode::rows(interrupt.guard(stream), Arc::clone(&fields));
-            let mut response = QueryResponse::new(fields, rows);
-            response.set_command_tag(command);
-            Response::Query(response)
-        }
-        Outcome::Command {
-            tag,
-            rows,
-            transaction,
-        } => {
-            let mut t = Tag::new(&tag);
-            if let Some(r) = rows {
-                t = t.with_rows(r);
-            }
-            match transaction {
-                Some(TransactionChange::Begin) => Response::TransactionStart(t),
-                Some(TransactionChange::End) => Response::TransactionEnd(t),
-                None => Response::Execution(t),
-            }
-        }
-    }
 }
 
 #[async_trait]
@@ -118,7 +144,7 @@ impl SimpleQueryHandler for Connection {
             }
             let interrupt = interrupt.statement(session.setting("statement_timeout").as_deref());
             match interrupt.run(session.execute(stmt, None)).await {
-                Ok(outcome) => out.push(to_response(outcome, &Format::UnifiedText, &interrupt)),
+                Ok(outcome) => out.push(self.respond(outcome, &Format::UnifiedText, &interrupt)),
                 Err(e) => {
                     // Like PostgreSQL: the error ends the batch.
                     out.push(Response::Error(Box::new(error_info(&e))));
@@ -332,11 +358,7 @@ impl ExtendedQueryHandler for Connection {
         {
             Ok(outcome) => {
                 expose_cursors(client, &session, &prepared.statement);
-                Ok(to_response(
-                    outcome,
-                    &portal.result_column_format,
-                    &interrupt,
-                ))
+                Ok(self.respond(outcome, &portal.result_column_format, &interrupt))
             }
             Err(e) => Err(pg_err(e)),
         }
@@ -425,6 +447,10 @@ impl PgWireServerHandlers for Handlers {
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::clone(&self.startup)
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        Arc::clone(&self.connection)
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {

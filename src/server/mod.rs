@@ -13,6 +13,7 @@
 //! clients may negotiate it, and a client from another host must.
 
 pub mod auth;
+mod copy;
 mod encode;
 mod handler;
 mod interrupt;

@@ -32,6 +32,7 @@ pub const SYNTAX_OR_ACCESS: &str = "42000";
 pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 pub const INVALID_AUTHORIZATION: &str = "28000";
 pub const INVALID_CURSOR_NAME: &str = "34000";
+pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
 pub const DUPLICATE_CURSOR: &str = "42P03";
 pub const NO_ACTIVE_TRANSACTION: &str = "25P01";
 
@@ -59,6 +60,7 @@ pub fn classify(e: &Error) -> (&'static str, String) {
         Error::Arrow(a) => classify_arrow(a),
         Error::PermissionDenied(_) => (INSUFFICIENT_PRIVILEGE, e.to_string()),
         Error::QueryCanceled(_) => (QUERY_CANCELED, e.to_string()),
+        Error::Copy(_) => (BAD_COPY_FILE_FORMAT, e.to_string()),
         other => (INTERNAL_ERROR, other.to_string()),
     }
 }

@@ -7,6 +7,7 @@
 mod auth;
 mod cli;
 mod clients;
+mod copy;
 mod dbt;
 mod ddl;
 mod incremental;
