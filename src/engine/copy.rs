@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray, new_null_array};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::util::display::FormatOptions;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -471,6 +471,7 @@ fn unescape(v: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::datatypes::DataType;
 
     fn target(csv: bool, header: bool) -> CopyIn {
         CopyIn {
