@@ -2,7 +2,7 @@
 //! writes is spelled here, so the layout can be read in one place:
 //!
 //! ```text
-//! raw/<source>/**.parquet                    landing zone (upstream tools write it)
+//! raw/<source>/**.parquet                    landing zone (upstream tools write it; COPY adds files)
 //! catalog/schemas/<schema>.json              user-created schemas
 //! catalog/views/<schema>/<name>.json         persisted views (SQL + columns)
 //! catalog/tables/<schema>/<name>.json        table pointers: the current version

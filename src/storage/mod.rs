@@ -2,8 +2,10 @@
 //! only through `object_store` so that a local folder, `memory://` and `s3://`
 //! differ by configuration alone.
 //!
-//! Invariants: `raw/` is never written by profiledb (outside explicit erasure
-//! jobs); everything else is published atomically (see [`publish`]).
+//! Invariants: profiledb never changes or deletes a file in `raw/` (outside
+//! explicit erasure jobs) and only adds whole new files there, each in one
+//! put (`COPY … FROM STDIN`); everything else is published atomically (see
+//! [`publish`]).
 
 pub mod comments;
 pub mod deletes;

@@ -1,0 +1,2 @@
+-- The size of a segment (a view over profiles).
+SELECT count(*) FROM segments.big_spenders;
