@@ -51,6 +51,18 @@ const CATALOG_TABLE_OIDS: &[(&str, u32)] = &[
     ("pg_authid", 1260),
 ];
 
+/// A function of pg_proc (the type I/O functions); PostgreSQL's own OIDs
+/// for the array functions.
+pub fn function_oid(name: &str) -> u32 {
+    match name {
+        "array_in" => 750,
+        "array_out" => 751,
+        "array_recv" => 2400,
+        "array_send" => 2401,
+        other => stable_oid("function", other),
+    }
+}
+
 /// The row type of a relation.
 pub fn relation_type_oid(schema: &str, name: &str) -> u32 {
     stable_oid("rowtype", &format!("{schema}.{name}"))

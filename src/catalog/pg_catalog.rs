@@ -122,10 +122,11 @@ const TABLES: &[(&str, &[(&str, DataType)])] = &[
             ("typsubscript", T),
             ("typelem", O),
             ("typarray", O),
-            ("typinput", T),
-            ("typoutput", T),
-            ("typreceive", T),
-            ("typsend", T),
+            // regproc in PostgreSQL: OIDs of pg_proc rows.
+            ("typinput", O),
+            ("typoutput", O),
+            ("typreceive", O),
+            ("typsend", O),
             ("typmodin", T),
             ("typmodout", T),
             ("typanalyze", T),
@@ -486,6 +487,20 @@ const TABLES: &[(&str, &[(&str, DataType)])] = &[
         ],
     ),
     (
+        "pg_language",
+        &[
+            ("oid", O),
+            ("lanname", T),
+            ("lanowner", O),
+            ("lanispl", B),
+            ("lanpltrusted", B),
+            ("lanplcallfoid", O),
+            ("laninline", O),
+            ("lanvalidator", O),
+            ("lanacl", T),
+        ],
+    ),
+    (
         "pg_opclass",
         &[
             ("oid", O),
@@ -525,6 +540,7 @@ const TABLES: &[(&str, &[(&str, DataType)])] = &[
 
 /// Tables that always have rows; every other table of [`TABLES`] is empty.
 const POPULATED: &[&str] = &[
+    "pg_proc",
     "pg_namespace",
     "pg_class",
     "pg_attribute",
@@ -692,10 +708,10 @@ impl PgCatalogSchema {
                         null(),
                         o(0),
                         o(p.array_oid),
-                        t(&format!("{}in", p.name)),
-                        t(&format!("{}out", p.name)),
-                        t(&format!("{}recv", p.name)),
-                        t(&format!("{}send", p.name)),
+                        o(oid::function_oid(&format!("{}in", p.name))),
+                        o(oid::function_oid(&format!("{}out", p.name))),
+                        o(oid::function_oid(&format!("{}recv", p.name))),
+                        o(oid::function_oid(&format!("{}send", p.name))),
                         null(),
                         null(),
                         null(),
@@ -726,10 +742,10 @@ impl PgCatalogSchema {
                         t("array_subscript_handler"),
                         o(p.oid),
                         o(0),
-                        t("array_in"),
-                        t("array_out"),
-                        t("array_recv"),
-                        t("array_send"),
+                        o(oid::function_oid("array_in")),
+                        o(oid::function_oid("array_out")),
+                        o(oid::function_oid("array_recv")),
+                        o(oid::function_oid("array_send")),
                         null(),
                         null(),
                         null(),
@@ -747,6 +763,32 @@ impl PgCatalogSchema {
                     [base, array]
                 })
                 .collect(),
+            // The I/O functions pg_type names (Npgsql tells arrays by
+            // their receive function, array_recv).
+            "pg_proc" => {
+                let mut names: Vec<String> = pg_types::ALL
+                    .iter()
+                    .flat_map(|p| ["in", "out", "recv", "send"].map(|f| format!("{}{f}", p.name)))
+                    .collect();
+                names.extend(
+                    ["array_in", "array_out", "array_recv", "array_send"].map(str::to_owned),
+                );
+                names
+                    .iter()
+                    .map(|n| {
+                        vec![
+                            o(oid::function_oid(n)),
+                            t(n),
+                            o(oid::PG_CATALOG_NAMESPACE),
+                            o(OWNER_OID),
+                            t("f"),
+                            o(0),
+                            t(""),
+                            t(n),
+                        ]
+                    })
+                    .collect()
+            }
             "pg_database" => vec![vec![
                 o(DATABASE_OID),
                 t(DATABASE),

@@ -26,7 +26,6 @@ use super::session::{Outcome, Session, not_supported, object_name};
 use crate::catalog::RelationKind;
 use crate::error::{CatalogError, Error, Result};
 use crate::storage::layout;
-use crate::storage::publish::{self, VersionMeta};
 
 /// How COPY data is written: PostgreSQL's text format (tab-separated,
 /// `\N` for NULL, backslash escapes) or CSV.
@@ -241,19 +240,8 @@ impl Session {
                     batch.schema(),
                     futures::stream::iter([Ok(batch)]),
                 ));
-                publish::publish_version(
-                    storage,
-                    &target.schema,
-                    &target.name,
-                    stream,
-                    VersionMeta {
-                        produced_by: Some(format!("COPY by {}", self.user)),
-                        append_to: pointer,
-                        ..VersionMeta::default()
-                    },
-                )
-                .await?;
-                self.engine.catalog().refresh().await?;
+                self.write_table(&target.schema, &target.name, stream, "COPY", pointer)
+                    .await?;
             }
             RelationKind::View => return Err(not_supported("COPY into a view")),
         }

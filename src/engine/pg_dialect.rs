@@ -21,18 +21,252 @@ use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{
     ArrayElemTypeDef, BinaryOperator, CastKind, DataType, Expr, Function, FunctionArg,
     FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, JoinOperator, LimitClause,
-    ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value,
-    Visit, VisitMut, Visitor, VisitorMut, visit_expressions, visit_expressions_mut,
+    ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableAliasColumnDef,
+    TableFactor, Value, Visit, VisitMut, Visitor, VisitorMut, visit_expressions,
+    visit_expressions_mut,
 };
 
 pub fn rewrite(stmt: &mut Statement) {
     // Names first: PostgreSQL names columns after the SQL as written.
     let _ = stmt.visit(&mut PgColumnNames);
+    let _ = stmt.visit(&mut FunctionsInFrom);
+    let _ = stmt.visit(&mut OrderBySubqueries);
+    let _ = stmt.visit(&mut InSubqueriesInSelectLists);
     let _ = visit_expressions_mut(stmt, |expr| {
         rewrite_expr(expr);
         ControlFlow::<()>::Continue(())
     });
     fold_empty_catalog_subqueries(stmt);
+}
+
+/// Functions in FROM as PostgreSQL reads them. A function returning one
+/// column, aliased `AS x`, gives both the relation and its column the name
+/// `x` (`generate_series(1, 3) AS i` then `SELECT i`). A function that
+/// returns a plain value (`string_to_array(…) s`) is a one-row relation;
+/// DataFusion only takes table functions there, so it becomes
+/// `(SELECT string_to_array(…) AS s) AS s`. Grafana's table picker sends
+/// both.
+struct FunctionsInFrom;
+
+/// Set-returning functions of one column.
+const ONE_COLUMN_TABLE_FUNCTIONS: &[&str] = &["generate_series", "unnest"];
+/// Functions returning one value, which PostgreSQL also takes in FROM.
+const VALUE_FUNCTIONS_IN_FROM: &[&str] = &[
+    "string_to_array",
+    "regexp_split_to_array",
+    "current_schemas",
+    "parse_ident",
+];
+
+impl VisitorMut for FunctionsInFrom {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table {
+            name,
+            args: Some(args),
+            alias: Some(alias),
+            ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        let Some(function) = last_ident(name).map(str::to_ascii_lowercase) else {
+            return ControlFlow::Continue(());
+        };
+        if !alias.columns.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        if ONE_COLUMN_TABLE_FUNCTIONS.contains(&function.as_str()) {
+            alias.columns.push(TableAliasColumnDef {
+                name: alias.name.clone(),
+                data_type: None,
+            });
+        } else if VALUE_FUNCTIONS_IN_FROM.contains(&function.as_str()) {
+            let call = Expr::Function(Function {
+                name: name.clone(),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                args: FunctionArguments::List(FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: args.args.clone(),
+                    clauses: vec![],
+                }),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: vec![],
+            });
+            let select = format!("SELECT {call} AS {}", alias.name);
+            let Ok(mut parsed) = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                &select,
+            ) else {
+                return ControlFlow::Continue(());
+            };
+            if let Some(Statement::Query(subquery)) = parsed.pop() {
+                *factor = TableFactor::Derived {
+                    lateral: false,
+                    subquery,
+                    alias: Some(alias.clone()),
+                    sample: None,
+                };
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// ORDER BY expressions with subqueries, which DataFusion cannot sort by
+/// (Grafana's table picker orders by `CASE WHEN … IN (SELECT …)`): the
+/// query computes them as extra columns, and an outer query sorts by
+/// them and returns the original columns:
+/// `SELECT a FROM t ORDER BY f(subquery), 1` becomes
+/// `SELECT "a" FROM (SELECT a, f(subquery) AS "?order1" FROM t) AS "?ordered"
+/// ORDER BY "?order1", 1`. Only for a plain SELECT whose columns all have
+/// names.
+struct OrderBySubqueries;
+
+impl VisitorMut for OrderBySubqueries {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let Some(rewritten) = order_by_subqueries(query) {
+            *query = rewritten;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn order_by_subqueries(query: &Query) -> Option<Query> {
+    let order = match &query.order_by.as_ref()?.kind {
+        datafusion::sql::sqlparser::ast::OrderByKind::Expressions(e) => e,
+        datafusion::sql::sqlparser::ast::OrderByKind::All(_) => return None,
+    };
+    let has_subquery = |e: &Expr| {
+        let mut found = false;
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions(e, |x| {
+            if matches!(
+                x,
+                Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. }
+            ) {
+                found = true;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        found
+    };
+    if !order.iter().any(|o| has_subquery(&o.expr)) {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let names: Vec<Ident> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(alias.clone()),
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(i.clone()),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let mut inner = query.clone();
+    inner.order_by = None;
+    inner.limit_clause = None;
+    inner.fetch = None;
+    let SetExpr::Select(inner_select) = inner.body.as_mut() else {
+        return None;
+    };
+    let mut keys = Vec::new();
+    for (k, o) in order.iter().enumerate() {
+        let positional = matches!(&o.expr, Expr::Value(v) if matches!(v.value, Value::Number(..)));
+        if positional {
+            keys.push(o.to_string());
+            continue;
+        }
+        let alias = Ident::with_quote('"', format!("?order{}", k + 1));
+        inner_select.projection.push(SelectItem::ExprWithAlias {
+            expr: o.expr.clone(),
+            alias: alias.clone(),
+        });
+        let mut key = o.clone();
+        key.expr = Expr::Identifier(alias);
+        keys.push(key.to_string());
+    }
+    let columns = names
+        .iter()
+        .map(|n| format!("\"{}\"", n.value.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut sql = format!(
+        "SELECT {columns} FROM ({inner}) AS \"?ordered\" ORDER BY {}",
+        keys.join(", ")
+    );
+    if let Some(limit) = &query.limit_clause {
+        sql.push_str(&format!(" {limit}"));
+    }
+    let mut parsed = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+        &sql,
+    )
+    .ok()?;
+    match parsed.pop()? {
+        Statement::Query(q) => Some(*q),
+        _ => None,
+    }
+}
+
+/// `x IN (SELECT v …)` in a select list, which DataFusion only plans in
+/// a WHERE clause, becomes `array_has((SELECT array_agg(v) …), x)`: the
+/// subquery once, as an array (a value no NULL `v` can match, as with IN
+/// when `x` is found; where IN would answer NULL this answers false).
+struct InSubqueriesInSelectLists;
+
+impl VisitorMut for InSubqueriesInSelectLists {
+    type Break = ();
+
+    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        for item in &mut select.projection {
+            let expr = match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                _ => continue,
+            };
+            let _ = visit_expressions_mut(expr, |e| {
+                if let Expr::InSubquery {
+                    expr,
+                    subquery,
+                    negated,
+                } = e
+                    && let Some(replacement) = in_subquery_as_array(expr, subquery, *negated)
+                {
+                    *e = replacement;
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn in_subquery_as_array(expr: &Expr, subquery: &Query, negated: bool) -> Option<Expr> {
+    let SetExpr::Select(select) = subquery.body.as_ref() else {
+        return None;
+    };
+    if select.projection.len() != 1 {
+        return None;
+    }
+    let not = if negated { "NOT " } else { "" };
+    let sql = format!(
+        "{not}coalesce(array_has((SELECT array_agg(\"?v\") FROM ({subquery}) AS \"?in\"(\"?v\")), {expr}), false)"
+    );
+    datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(&sql)
+    .ok()?
+    .parse_expr()
+    .ok()
 }
 
 /// Names unaliased select items as PostgreSQL does: a function call after

@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::{
-    DdlStatement, LogicalPlan, LogicalPlanBuilder, WriteOp, dml::InsertOp,
+    DdlStatement, DmlStatement, LogicalPlan, LogicalPlanBuilder, WriteOp, dml::InsertOp,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{EmptyRecordBatchStream, execute_stream};
@@ -30,7 +30,7 @@ use super::session::{Outcome, Session, not_supported, object_name};
 use super::temp_tables::TEMP_ALIAS;
 use crate::catalog::{Relation, RelationKind};
 use crate::error::{CatalogError, Error, Result};
-use crate::storage::publish::{self, VersionMeta};
+use crate::storage::publish::{self, Published, TablePointer, VersionMeta};
 
 impl Session {
     /// `CREATE [TEMPORARY] TABLE name (columns)` or `… AS query`.
@@ -66,17 +66,11 @@ impl Session {
             // As in PostgreSQL, CREATE TABLE AS declares no column NOT NULL.
             stream = all_nullable(stream);
         }
-        let pointer = publish::publish_table(
-            self.engine.storage(),
-            &schema,
-            &name,
-            stream,
-            Some(format!("CREATE TABLE by {}", self.user)),
-        )
-        .await?;
-        catalog.refresh().await?;
+        let created = self
+            .write_table(&schema, &name, stream, "CREATE TABLE", None)
+            .await?;
         Ok(if as_query {
-            Outcome::rows_affected("SELECT", pointer.rows)
+            Outcome::rows_affected("SELECT", created.pointer.rows)
         } else {
             Outcome::command("CREATE TABLE")
         })
@@ -88,29 +82,21 @@ impl Session {
         stmt: Statement,
         params: Option<ParamValues>,
     ) -> Result<Outcome> {
-        let plan = self.plan_with(&stmt, params).await?;
-        let LogicalPlan::Dml(dml) = plan else {
-            return Err(not_supported("this form of INSERT"));
-        };
+        let (dml, table) = self.plan_dml(&stmt, params, "INSERT").await?;
         if !matches!(dml.op, WriteOp::Insert(InsertOp::Append)) {
             return Err(not_supported(&format!("INSERT … {}", dml.op)));
         }
-        let table = self.writable_table(&dml.table_name)?;
         let physical = self.ctx.state().create_physical_plan(&dml.input).await?;
         let stream = execute_stream(physical, self.ctx.task_ctx())?;
-        let published = publish::publish_version(
-            self.engine.storage(),
-            &table.schema,
-            &table.name,
-            stream,
-            VersionMeta {
-                produced_by: Some(format!("INSERT by {}", self.user)),
-                append_to: table.pointer.clone(),
-                ..VersionMeta::default()
-            },
-        )
-        .await?;
-        self.engine.catalog().refresh().await?;
+        let published = self
+            .write_table(
+                &table.schema,
+                &table.name,
+                stream,
+                "INSERT",
+                table.pointer.clone(),
+            )
+            .await?;
         Ok(Outcome::rows_affected("INSERT 0", published.new_rows))
     }
 
@@ -126,11 +112,7 @@ impl Session {
         stmt: Statement,
         params: Option<ParamValues>,
     ) -> Result<Outcome> {
-        let plan = self.plan_with(&stmt, params).await?;
-        let LogicalPlan::Dml(dml) = plan else {
-            return Err(not_supported("this form of DELETE"));
-        };
-        let table = self.writable_table(&dml.table_name)?;
+        let (dml, table) = self.plan_dml(&stmt, params, "DELETE").await?;
         let before = table.pointer.as_ref().map_or(0, |p| p.rows);
         let state = self.ctx.state();
         let everything =
@@ -139,18 +121,9 @@ impl Session {
         let kept = LogicalPlanBuilder::except(everything, dml.input.as_ref().clone(), true)?;
         let physical = state.create_physical_plan(&kept).await?;
         let stream = execute_stream(physical, self.ctx.task_ctx())?;
-        let published = publish::publish_version(
-            self.engine.storage(),
-            &table.schema,
-            &table.name,
-            stream,
-            VersionMeta {
-                produced_by: Some(format!("DELETE by {}", self.user)),
-                ..VersionMeta::default()
-            },
-        )
-        .await?;
-        self.engine.catalog().refresh().await?;
+        let published = self
+            .write_table(&table.schema, &table.name, stream, "DELETE", None)
+            .await?;
         Ok(Outcome::rows_affected(
             "DELETE",
             before.saturating_sub(published.pointer.rows),
@@ -167,19 +140,9 @@ impl Session {
         }
         for table in tables {
             let stream = Box::pin(EmptyRecordBatchStream::new(Arc::clone(&table.arrow_schema)));
-            publish::publish_version(
-                self.engine.storage(),
-                &table.schema,
-                &table.name,
-                stream,
-                VersionMeta {
-                    produced_by: Some(format!("TRUNCATE by {}", self.user)),
-                    ..VersionMeta::default()
-                },
-            )
-            .await?;
+            self.write_table(&table.schema, &table.name, stream, "TRUNCATE", None)
+                .await?;
         }
-        self.engine.catalog().refresh().await?;
         Ok(Outcome::command("TRUNCATE TABLE"))
     }
 
@@ -234,17 +197,50 @@ impl Session {
         Ok(Outcome::command("COMMENT"))
     }
 
-    /// Plans `stmt` with its `$n` parameters bound.
-    async fn plan_with(
+    /// Publishes `stream` as the new version of `schema.name` — appended
+    /// to `append_to`, or replacing the table — recording which statement
+    /// and user wrote it, and makes it visible to the next statement.
+    pub(super) async fn write_table(
+        &self,
+        schema: &str,
+        name: &str,
+        stream: SendableRecordBatchStream,
+        statement: &str,
+        append_to: Option<TablePointer>,
+    ) -> Result<Published> {
+        let published = publish::publish_version(
+            self.engine.storage(),
+            schema,
+            name,
+            stream,
+            VersionMeta {
+                produced_by: Some(format!("{statement} by {}", self.user)),
+                append_to,
+                ..VersionMeta::default()
+            },
+        )
+        .await?;
+        self.engine.catalog().refresh().await?;
+        Ok(published)
+    }
+
+    /// Plans an INSERT or DELETE with its `$n` parameters bound, and finds
+    /// the table it writes.
+    async fn plan_dml(
         &self,
         stmt: &Statement,
         params: Option<ParamValues>,
-    ) -> Result<LogicalPlan> {
-        let plan = self.plan(stmt).await?;
-        Ok(match params {
-            Some(p) => plan.with_param_values(p)?,
-            None => plan,
-        })
+        what: &str,
+    ) -> Result<(DmlStatement, Relation)> {
+        let mut plan = self.plan(stmt).await?;
+        if let Some(p) = params {
+            plan = plan.with_param_values(p)?;
+        }
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(not_supported(&format!("this form of {what}")));
+        };
+        let table = self.writable_table(&dml.table_name)?;
+        Ok((dml, table))
     }
 
     /// The schema and name a (possibly unqualified) table name means: a

@@ -12,6 +12,7 @@ mod dbt;
 mod ddl;
 mod incremental;
 mod interrupt;
+mod introspection;
 mod models;
 mod server;
 mod sources;

@@ -3,6 +3,7 @@
 //! catalog. Each is a plain `fn` over argument arrays, wrapped in [`PgFn`];
 //! they run on catalog-sized inputs, so clarity wins over vectorisation.
 
+mod arrays;
 mod catalog_lookup;
 mod identifiers;
 mod privileges;
@@ -136,7 +137,8 @@ pub fn register_all(ctx: &SessionContext, catalog: &Arc<Catalog>) {
         .chain(types::functions(catalog))
         .chain(privileges::functions(catalog))
         .chain(identifiers::functions(catalog))
-        .chain(sizes::functions(catalog));
+        .chain(sizes::functions(catalog))
+        .chain(arrays::functions(catalog));
     for f in fns {
         ctx.register_udf(ScalarUDF::new_from_impl(f));
     }

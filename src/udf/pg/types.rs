@@ -1,4 +1,5 @@
-//! Type functions: `format_type`, `pg_type_is_visible`,
+//! Type functions: `format_type`, `pg_type_is_visible` (and
+//! `pg_function_is_visible`),
 //! `pg_encoding_to_char`, and the target of `'name'::regtype`.
 
 use std::sync::Arc;
@@ -17,6 +18,37 @@ pub fn functions(catalog: &Arc<Catalog>) -> Vec<PgFn> {
         PgFn::new("regtype_oid", &[1], DataType::UInt32, regtype_oid, catalog),
         PgFn::new(
             "pg_type_is_visible",
+            &[1],
+            DataType::Boolean,
+            |c| Ok(Arc::new(BooleanArray::from(vec![true; c.rows]))),
+            catalog,
+        ),
+        // The functions of pg_proc are the type I/O functions, whose
+        // signatures clients only print (psql's \df).
+        PgFn::new(
+            "pg_get_function_result",
+            &[1],
+            DataType::Utf8,
+            |c| Ok(super::constant_text(c, None)),
+            catalog,
+        ),
+        PgFn::new(
+            "pg_get_function_arguments",
+            &[1],
+            DataType::Utf8,
+            |c| Ok(super::constant_text(c, Some(""))),
+            catalog,
+        ),
+        PgFn::new(
+            "pg_get_function_identity_arguments",
+            &[1],
+            DataType::Utf8,
+            |c| Ok(super::constant_text(c, Some(""))),
+            catalog,
+        ),
+        // Every function here is in pg_catalog, which is always searched.
+        PgFn::new(
+            "pg_function_is_visible",
             &[1],
             DataType::Boolean,
             |c| Ok(Arc::new(BooleanArray::from(vec![true; c.rows]))),
