@@ -14,7 +14,7 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 
-use super::pg_catalog::{self, DATABASE, OWNER};
+use super::pg_catalog::{self, DATABASE, OWNER, i4, null, t};
 use super::pg_types::{describe, pg_type_of};
 use super::{Catalog, RelationKind, SYSTEM_SCHEMAS, TEMP_SCHEMA_PREFIX};
 
@@ -438,17 +438,8 @@ fn column_row(r: &Listed, i: usize, f: &Field) -> Vec<ScalarValue> {
     row
 }
 
-fn t(v: &str) -> ScalarValue {
-    ScalarValue::Utf8(Some(v.to_owned()))
-}
-fn i4(v: i32) -> ScalarValue {
-    ScalarValue::Int32(Some(v))
-}
 fn opt(v: Option<i32>) -> ScalarValue {
     ScalarValue::Int32(v)
-}
-fn null() -> ScalarValue {
-    ScalarValue::Null
 }
 
 #[async_trait::async_trait]

@@ -940,7 +940,7 @@ fn column_type(name: &str, declared: &DataType) -> DataType {
 fn o(v: u32) -> ScalarValue {
     ScalarValue::UInt32(Some(v))
 }
-fn t(v: &str) -> ScalarValue {
+pub(super) fn t(v: &str) -> ScalarValue {
     ScalarValue::Utf8(Some(v.to_owned()))
 }
 fn b(v: bool) -> ScalarValue {
@@ -949,13 +949,13 @@ fn b(v: bool) -> ScalarValue {
 fn i2(v: i16) -> ScalarValue {
     ScalarValue::Int16(Some(v))
 }
-fn i4(v: i32) -> ScalarValue {
+pub(super) fn i4(v: i32) -> ScalarValue {
     ScalarValue::Int32(Some(v))
 }
 fn f4(v: f32) -> ScalarValue {
     ScalarValue::Float32(Some(v))
 }
-fn null() -> ScalarValue {
+pub(super) fn null() -> ScalarValue {
     ScalarValue::Null
 }
 

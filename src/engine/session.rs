@@ -136,7 +136,8 @@ pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
 impl Session {
     pub fn new(engine: Arc<Engine>) -> Self {
         let ctx = engine.context();
-        let backend_pid = rand::random::<i32>().unsigned_abs() as i32;
+        // Positive, as a process id (the client sends it back to cancel).
+        let backend_pid = (rand::random::<u32>() >> 1) as i32;
         Self {
             engine,
             ctx,
