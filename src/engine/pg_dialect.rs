@@ -62,6 +62,32 @@ impl VisitorMut for FunctionsInFrom {
     type Break = ();
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        // unnest(array) AS x: x names the column too.
+        if let TableFactor::UNNEST {
+            alias: Some(alias),
+            array_exprs,
+            ..
+        } = factor
+            && alias.columns.is_empty()
+            && array_exprs.len() == 1
+        {
+            alias.columns.push(TableAliasColumnDef {
+                name: alias.name.clone(),
+                data_type: None,
+            });
+            return ControlFlow::Continue(());
+        }
+        // pg_catalog.pg_get_keywords() is the function pg_get_keywords().
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            ..
+        } = factor
+            && name.0.len() == 2
+            && first_ident_is(name, "pg_catalog")
+        {
+            name.0.remove(0);
+        }
         let TableFactor::Table {
             name,
             args: Some(args),
@@ -346,6 +372,32 @@ fn pg_column_name(e: &Expr) -> Option<String> {
 
 fn rewrite_expr(expr: &mut Expr) {
     match expr {
+        // An array literal, '{a,b}'::text[], as ARRAY['a', 'b']::text[]
+        // (DataFusion would make a one-element array of the text).
+        Expr::Cast {
+            expr: inner,
+            data_type: DataType::Array(_),
+            ..
+        } if matches!(inner.as_ref(), Expr::Value(v) if matches!(&v.value, Value::SingleQuotedString(s) if s.starts_with('{'))) =>
+        {
+            let Expr::Value(v) = inner.as_ref() else {
+                return;
+            };
+            let Value::SingleQuotedString(text) = &v.value else {
+                return;
+            };
+            if let Some(elements) = array_literal(text) {
+                **inner = Expr::Array(datafusion::sql::sqlparser::ast::Array {
+                    elem: elements
+                        .into_iter()
+                        .map(|e| {
+                            Expr::Value(e.map_or(Value::Null, Value::SingleQuotedString).into())
+                        })
+                        .collect(),
+                    named: true,
+                });
+            }
+        }
         // DataFusion's LIKE escapes with a backslash only; SQLAlchemy
         // sends `NOT LIKE 'pg/_' || '%' ESCAPE '/'`.
         Expr::Like {
@@ -425,6 +477,55 @@ fn rewrite_expr(expr: &mut Expr) {
             }
         }
         _ => {}
+    }
+}
+
+/// The elements of a one-dimensional PostgreSQL array literal (`{a,"b c",NULL}`).
+fn array_literal(text: &str) -> Option<Vec<Option<String>>> {
+    let body = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    if body.trim().is_empty() {
+        return Some(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut element = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '\\' => element.push(chars.next()?),
+                    '"' => break,
+                    c => element.push(c),
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                if c == '{' || c == '"' {
+                    return None;
+                }
+                element.push(c);
+                chars.next();
+            }
+            element = element.trim().to_owned();
+        }
+        let null = !quoted && element.eq_ignore_ascii_case("null");
+        out.push((!null).then_some(element));
+        match chars.next() {
+            Some(',') => {}
+            None => return Some(out),
+            Some(_) => return None,
+        }
     }
 }
 
@@ -881,6 +982,16 @@ mod tests {
             .remove(0);
         rewrite(&mut stmt);
         stmt.to_string()
+    }
+
+    #[test]
+    fn array_literals_become_arrays() {
+        assert_eq!(
+            rewritten("SELECT 1 FROM t WHERE w <> ALL ('{a, \"b c\",NULL}'::text[])"),
+            "SELECT 1 AS \"?column?\" FROM t WHERE w <> ALL(ARRAY['a', 'b c', NULL]::TEXT[])"
+        );
+        assert_eq!(array_literal("{}"), Some(vec![]));
+        assert_eq!(array_literal("{a,{b}}"), None);
     }
 
     #[test]

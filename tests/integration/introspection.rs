@@ -216,6 +216,18 @@ async fn client_introspection_answers_as_postgresql_does() {
             "{name}: profiledb (left) vs PostgreSQL 15 (right)"
         );
     }
+    // Array literals and `<> ALL` as editors filter keywords with them.
+    for sql in [
+        "SELECT w FROM unnest('{a,\"b c\",NULL,d}'::text[]) AS w WHERE w <> ALL ('{d, x}'::text[]) ORDER BY 1",
+        "SELECT 'x' = ANY('{x,y}'::text[]) AS found, 3 = ANY('{1,2}'::int[]) AS missing",
+        "SELECT catcode, catdesc FROM pg_catalog.pg_get_keywords() WHERE word IN ('select', 'from')",
+    ] {
+        assert_eq!(
+            answer(&ours, sql).await,
+            answer(&theirs, sql).await,
+            "{sql}"
+        );
+    }
     // Grafana found the table and its columns with PostgreSQL's types.
     let (_, columns) = answer(&ours, &query("grafana_columns.sql")).await;
     assert_eq!(columns.len(), 7);

@@ -137,6 +137,11 @@ pub fn functions(catalog: &Arc<Catalog>) -> Vec<PgFn> {
     ]
 }
 
+/// True for the key words PostgreSQL reserves.
+pub fn is_reserved(word: &str) -> bool {
+    RESERVED.contains(&word)
+}
+
 pub fn quote_ident(name: &str) -> String {
     let plain = name
         .chars()
@@ -145,7 +150,7 @@ pub fn quote_ident(name: &str) -> String {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
-        && !RESERVED.contains(&name);
+        && !is_reserved(name);
     if plain {
         name.to_owned()
     } else {

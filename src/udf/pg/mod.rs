@@ -6,6 +6,7 @@
 mod arrays;
 mod catalog_lookup;
 mod identifiers;
+mod keywords;
 mod privileges;
 mod session_info;
 mod sizes;
@@ -142,6 +143,7 @@ pub fn register_all(ctx: &SessionContext, catalog: &Arc<Catalog>) {
     for f in fns {
         ctx.register_udf(ScalarUDF::new_from_impl(f));
     }
+    ctx.register_udtf("pg_get_keywords", Arc::new(keywords::PgGetKeywords));
 }
 
 /// Argument `i` as OIDs (NULL where it is NULL or not a number).
