@@ -487,6 +487,24 @@ const TABLES: &[(&str, &[(&str, DataType)])] = &[
         ],
     ),
     (
+        "pg_stat_user_tables",
+        &[
+            ("relid", O),
+            ("schemaname", T),
+            ("relname", T),
+            ("seq_scan", I8),
+            ("seq_tup_read", I8),
+            ("idx_scan", I8),
+            ("idx_tup_fetch", I8),
+            ("n_tup_ins", I8),
+            ("n_tup_upd", I8),
+            ("n_tup_del", I8),
+            ("n_tup_hot_upd", I8),
+            ("n_live_tup", I8),
+            ("n_dead_tup", I8),
+        ],
+    ),
+    (
         "pg_language",
         &[
             ("oid", O),
@@ -541,6 +559,7 @@ const TABLES: &[(&str, &[(&str, DataType)])] = &[
 /// Tables that always have rows; every other table of [`TABLES`] is empty.
 const POPULATED: &[&str] = &[
     "pg_proc",
+    "pg_stat_user_tables",
     "pg_namespace",
     "pg_class",
     "pg_attribute",
@@ -761,6 +780,31 @@ impl PgCatalogSchema {
                         null(),
                     ];
                     [base, array]
+                })
+                .collect(),
+            // Materialised tables, with their live rows (Metabase shows
+            // them as the estimated row count); scans are not counted.
+            "pg_stat_user_tables" => snap
+                .relations()
+                .filter_map(|r| {
+                    let rows = r.pointer.as_ref()?.rows as i64;
+                    let live = ScalarValue::Int64(Some(rows));
+                    let zero = || ScalarValue::Int64(Some(0));
+                    Some(vec![
+                        o(oid::relation_oid(&r.schema, &r.name)),
+                        t(&r.schema),
+                        t(&r.name),
+                        zero(),
+                        zero(),
+                        zero(),
+                        zero(),
+                        live.clone(),
+                        zero(),
+                        ScalarValue::Int64(Some(r.pointer.as_ref()?.deleted_rows() as i64)),
+                        zero(),
+                        live,
+                        zero(),
+                    ])
                 })
                 .collect(),
             // The I/O functions pg_type names (Npgsql tells arrays by

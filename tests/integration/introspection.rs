@@ -4,7 +4,8 @@
 //! objects, and the answers compared: not just "no error".
 //!
 //! - Grafana's schema, table and column pickers must answer exactly as
-//!   PostgreSQL does.
+//!   PostgreSQL does; so must Metabase's table sync (but for its row
+//!   estimate, which is PostgreSQL's lagging statistics).
 //! - Npgsql's (and so Power BI's) type loading: every type profiledb
 //!   reports must be reported by PostgreSQL with the same OID, name, kind
 //!   and element type, and the types profiledb sends on the wire must all
@@ -216,6 +217,22 @@ async fn client_introspection_answers_as_postgresql_does() {
             "{name}: profiledb (left) vs PostgreSQL 15 (right)"
         );
     }
+    // Metabase's sync: the same tables, types and descriptions; the row
+    // estimate is PostgreSQL's statistics collector's (it lags), ours is
+    // the live row count.
+    let sql = query("metabase_tables.sql");
+    let (our_columns, our_tables) = answer(&ours, &sql).await;
+    let (their_columns, their_tables) = answer(&theirs, &sql).await;
+    assert_eq!(our_columns, their_columns);
+    let first_four =
+        |rows: &[Vec<Option<String>>]| rows.iter().map(|r| r[..4].to_vec()).collect::<Vec<_>>();
+    assert_eq!(first_four(&our_tables), first_four(&their_tables));
+    let estimates: Vec<Option<&str>> = our_tables.iter().map(|r| r[4].as_deref()).collect();
+    assert_eq!(
+        estimates,
+        [Some("2"), None],
+        "customers (2 rows), then the view"
+    );
     // Array literals and `<> ALL` as editors filter keywords with them.
     for sql in [
         "SELECT w FROM unnest('{a,\"b c\",NULL,d}'::text[]) AS w WHERE w <> ALL ('{d, x}'::text[]) ORDER BY 1",
