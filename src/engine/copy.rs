@@ -19,10 +19,11 @@ use datafusion::arrow::util::display::FormatOptions;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::sqlparser::ast::{
-    self, CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
 };
 
-use super::session::{Outcome, Session, not_supported, object_name};
+use super::search_path;
+use super::session::{Outcome, Session, not_supported};
 use crate::catalog::RelationKind;
 use crate::error::{CatalogError, Error, Result};
 use crate::storage::layout;
@@ -181,7 +182,7 @@ impl Session {
                         .map(|f| f.name().clone())
                         .collect()
                 } else {
-                    columns.iter().map(ident_name).collect()
+                    columns.iter().map(search_path::fold).collect()
                 };
                 for c in &columns {
                     if relation.arrow_schema.field_with_name(c).is_err() {
@@ -247,12 +248,6 @@ impl Session {
         }
         Ok(rows)
     }
-}
-
-fn ident_name(i: &ast::Ident) -> String {
-    object_name(&ast::ObjectName::from(vec![i.clone()]))
-        .map(|(_, n)| n)
-        .unwrap_or_else(|_| i.value.clone())
 }
 
 /// The data as one batch of the target's schema: the columns the data

@@ -9,7 +9,7 @@ pub mod copy;
 mod cursors;
 pub mod pg_dialect;
 mod pg_syntax;
-mod search_path;
+pub mod search_path;
 pub mod session;
 mod tables;
 pub mod temp_tables;

@@ -18,9 +18,8 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 pub fn normalize(sql: &str) -> Cow<'_, str> {
-    let lower = sql.to_ascii_lowercase();
-    let comment = sql.contains('$') && lower.contains("comment");
-    if !comment && !lower.contains("fetch") {
+    let comment = sql.contains('$') && contains_ignoring_case(sql, "comment");
+    if !comment && !contains_ignoring_case(sql, "fetch") {
         return Cow::Borrowed(sql);
     }
     let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize_with_location() else {
@@ -59,6 +58,12 @@ pub fn normalize(sql: &str) -> Cow<'_, str> {
     }
     out.push_str(&sql[copied..]);
     Cow::Owned(out)
+}
+
+fn contains_ignoring_case(sql: &str, word: &str) -> bool {
+    sql.as_bytes()
+        .windows(word.len())
+        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
 }
 
 /// `FETCH …` restated as `FETCH direction FROM cursor`.

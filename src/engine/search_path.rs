@@ -22,21 +22,27 @@ pub fn qualify_relations(stmt: &mut Statement, snap: &Snapshot, temp: &TempTable
     let mut ctes = CteNames::default();
     let _ = stmt.visit(&mut ctes);
     let _ = visit_relations_mut(stmt, |name: &mut ObjectName| {
-        let parts: Vec<Option<&Ident>> = name.0.iter().map(ObjectNamePart::as_ident).collect();
-        let qualified = match parts.as_slice() {
-            [Some(n)] if ctes.0.contains(&fold(n)) => None,
-            [Some(n)] if temp.has(snap, &fold(n)) => Some((temp.schema(), (*n).clone())),
-            [Some(n)] if pg_catalog::is_catalog_table(&fold(n)) => {
-                Some(("pg_catalog", (*n).clone()))
-            }
-            [Some(s), Some(n)] if fold(s) == TEMP_ALIAS => Some((temp.schema(), (*n).clone())),
-            _ => None,
-        };
-        if let Some((schema, n)) = qualified {
-            *name = ObjectName::from(vec![Ident::new(schema), n]);
+        let is_cte = matches!(name.0.as_slice(), [part] if part.as_ident().is_some_and(|n| ctes.0.contains(&fold(n))));
+        if !is_cte {
+            qualify_name(name, snap, temp);
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// Qualifies `name` if it means a temporary table (unqualified, or as
+/// `pg_temp.name`) or a `pg_catalog` table; other names stay as written.
+pub fn qualify_name(name: &mut ObjectName, snap: &Snapshot, temp: &TempTables) {
+    let parts: Vec<Option<&Ident>> = name.0.iter().map(ObjectNamePart::as_ident).collect();
+    let qualified = match parts.as_slice() {
+        [Some(n)] if temp.has(snap, &fold(n)) => Some((temp.schema(), (*n).clone())),
+        [Some(n)] if pg_catalog::is_catalog_table(&fold(n)) => Some(("pg_catalog", (*n).clone())),
+        [Some(s), Some(n)] if fold(s) == TEMP_ALIAS => Some((temp.schema(), (*n).clone())),
+        _ => None,
+    };
+    if let Some((schema, n)) = qualified {
+        *name = ObjectName::from(vec![Ident::new(schema), n]);
+    }
 }
 
 /// The names the statement's `WITH` clauses define.

@@ -446,7 +446,7 @@ impl Session {
                     Ok(Outcome::command("CLOSE CURSOR ALL"))
                 }
                 ast::CloseCursor::Specific { name } => {
-                    self.cursors.close(&ident_name(&name))?;
+                    self.cursors.close(&search_path::fold(&name))?;
                     Ok(Outcome::command("CLOSE CURSOR"))
                 }
             },
@@ -483,7 +483,7 @@ impl Session {
         let physical = self.physical_plan(&Statement::Query(query), None).await?;
         let stream = execute_stream(physical, self.ctx.task_ctx())?;
         self.cursors
-            .declare(&ident_name(name), Cursor::new(stream, hold))
+            .declare(&search_path::fold(name), Cursor::new(stream, hold))
     }
 
     /// `FETCH [n | NEXT | FORWARD [n] | ALL | FORWARD ALL] [FROM | IN] name`.
@@ -513,7 +513,7 @@ impl Session {
                 )));
             }
         };
-        let (schema, batches) = self.cursors.fetch(&ident_name(name), count).await?;
+        let (schema, batches) = self.cursors.fetch(&search_path::fold(name), count).await?;
         let stream = Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&schema),
             futures::stream::iter(batches.into_iter().map(Ok)),
@@ -763,11 +763,7 @@ pub fn object_name(name: &ObjectName) -> Result<(Option<String>, String)> {
                     "unsupported object name {name}"
                 )))
             })?;
-            Ok(if ident.quote_style.is_some() {
-                ident.value.clone()
-            } else {
-                ident.value.to_lowercase()
-            })
+            Ok(search_path::fold(ident))
         })
         .collect::<Result<_>>()?;
     match parts.as_slice() {
@@ -777,15 +773,6 @@ pub fn object_name(name: &ObjectName) -> Result<(Option<String>, String)> {
         _ => Err(Error::Catalog(CatalogError::ReadOnly(format!(
             "invalid name {name}"
         )))),
-    }
-}
-
-/// An identifier as PostgreSQL folds it.
-fn ident_name(i: &ast::Ident) -> String {
-    if i.quote_style.is_some() {
-        i.value.clone()
-    } else {
-        i.value.to_lowercase()
     }
 }
 

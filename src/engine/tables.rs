@@ -26,8 +26,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::StreamExt;
 
+use super::search_path;
 use super::session::{Outcome, Session, not_supported, object_name};
-use super::temp_tables::TEMP_ALIAS;
 use crate::catalog::{Relation, RelationKind};
 use crate::error::{CatalogError, Error, Result};
 use crate::storage::publish::{self, Published, TablePointer, VersionMeta};
@@ -246,12 +246,11 @@ impl Session {
     /// The schema and name a (possibly unqualified) table name means: a
     /// temporary table first, as in PostgreSQL.
     pub(super) fn qualified(&self, name: &ObjectName) -> Result<(String, String)> {
-        let (schema, name) = object_name(name)?;
-        let snap = self.engine.catalog().snapshot();
+        let mut name = name.clone();
+        search_path::qualify_name(&mut name, &self.engine.catalog().snapshot(), &self.temp);
+        let (schema, name) = object_name(&name)?;
         Ok(match schema {
-            Some(s) if s == TEMP_ALIAS => (self.temp.schema().to_owned(), name),
             Some(s) => (s, name),
-            None if self.temp.has(&snap, &name) => (self.temp.schema().to_owned(), name),
             None => (self.resolve_schema_of(&name), name),
         })
     }

@@ -27,9 +27,9 @@ use super::copy::{self, Incoming};
 use super::interrupt::{CancelHandle, Interrupt};
 use super::startup::Startup;
 use super::{Security, encode, params, sqlstate};
-use crate::engine::pg_dialect;
 use crate::engine::session::TransactionChange;
 use crate::engine::{Engine, Outcome, Session};
+use crate::engine::{pg_dialect, search_path};
 use crate::error::Error;
 
 /// A statement prepared with Parse.
@@ -172,11 +172,7 @@ where
                 let (Some(name), Some(query)) = (declare.names.first(), &declare.for_query) else {
                     continue;
                 };
-                let name = if name.quote_style.is_some() {
-                    name.value.clone()
-                } else {
-                    name.value.to_lowercase()
-                };
+                let name = search_path::fold(name);
                 let Some(schema) = session.cursor_schema(&name) else {
                     continue;
                 };
@@ -192,7 +188,7 @@ where
         }
         Statement::Close {
             cursor: datafusion::sql::sqlparser::ast::CloseCursor::Specific { name },
-        } => store.rm_portal(&name.value.to_lowercase()),
+        } => store.rm_portal(&search_path::fold(name)),
         _ => {}
     }
 }

@@ -213,23 +213,6 @@ impl TablePointer {
     }
 }
 
-/// Writes `stream` as a new version of `schema.name` and publishes it.
-pub async fn publish_table(
-    storage: &Storage,
-    schema: &str,
-    name: &str,
-    stream: SendableRecordBatchStream,
-    produced_by: Option<String>,
-) -> Result<TablePointer> {
-    let meta = VersionMeta {
-        produced_by,
-        ..VersionMeta::default()
-    };
-    Ok(publish_version(storage, schema, name, stream, meta)
-        .await?
-        .pointer)
-}
-
 /// Writes `stream` as a new version of `schema.name` (or, with
 /// `meta.append_to`, as that version's files plus the new ones) and
 /// publishes it — unless its content equals the current version's, which
@@ -610,6 +593,24 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::{Int64Array, RecordBatch};
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+
+    /// A whole new version of `schema.name` (as a model or CREATE TABLE
+    /// writes one, through `publish_version`).
+    async fn publish_table(
+        storage: &Storage,
+        schema: &str,
+        name: &str,
+        stream: SendableRecordBatchStream,
+        produced_by: Option<String>,
+    ) -> Result<TablePointer> {
+        let meta = VersionMeta {
+            produced_by,
+            ..VersionMeta::default()
+        };
+        Ok(publish_version(storage, schema, name, stream, meta)
+            .await?
+            .pointer)
+    }
 
     fn stream_of(
         batches: Vec<Result<RecordBatch, datafusion::error::DataFusionError>>,
