@@ -7,6 +7,7 @@
 //! first and then refreshed, so what a client created survives a restart.
 
 pub mod alter;
+pub mod backends;
 pub mod information_schema;
 pub mod oid;
 pub mod pg_catalog;
@@ -112,6 +113,8 @@ pub struct Catalog {
     files: Mutex<HashMap<String, (Listed, CachedFile)>>,
     /// Serialises this process's catalog writes.
     ddl: tokio::sync::Mutex<()>,
+    /// The server's connections (`pg_stat_activity`).
+    backends: backends::Backends,
 }
 
 impl Catalog {
@@ -123,6 +126,7 @@ impl Catalog {
             sources: RwLock::new(Vec::new()),
             files: Mutex::new(HashMap::new()),
             ddl: tokio::sync::Mutex::new(()),
+            backends: backends::Backends::default(),
         });
         catalog.refresh_sources().await?;
         Ok(catalog)
@@ -130,6 +134,10 @@ impl Catalog {
 
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    pub fn backends(&self) -> &backends::Backends {
+        &self.backends
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {

@@ -8,11 +8,12 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_empty_array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::catalog::{MemTable, SchemaProvider, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 
+use super::backends::State;
 use super::oid::{self, DATABASE_OID, OWNER_OID};
 use super::pg_types::{self, describe};
 use super::{Catalog, RelationKind, SYSTEM_SCHEMAS};
@@ -28,6 +29,8 @@ const I2: DataType = DataType::Int16;
 const I4: DataType = DataType::Int32;
 const F4: DataType = DataType::Float32;
 const I8: DataType = DataType::Int64;
+/// `timestamp with time zone` (see [`column_type`]).
+const TS: DataType = DataType::Timestamp(TimeUnit::Microsecond, None);
 
 /// Table name → columns, for every pg_catalog table we answer.
 const TABLES: &[(&str, &[(&str, DataType)])] = &[
@@ -505,6 +508,33 @@ const TABLES: &[(&str, &[(&str, DataType)])] = &[
         ],
     ),
     (
+        "pg_stat_activity",
+        &[
+            ("datid", O),
+            ("datname", T),
+            ("pid", I4),
+            ("leader_pid", I4),
+            ("usesysid", O),
+            ("usename", T),
+            ("application_name", T),
+            ("client_addr", T),
+            ("client_hostname", T),
+            ("client_port", I4),
+            ("backend_start", TS),
+            ("xact_start", TS),
+            ("query_start", TS),
+            ("state_change", TS),
+            ("wait_event_type", T),
+            ("wait_event", T),
+            ("state", T),
+            ("backend_xid", T),
+            ("backend_xmin", T),
+            ("query_id", I8),
+            ("query", T),
+            ("backend_type", T),
+        ],
+    ),
+    (
         "pg_language",
         &[
             ("oid", O),
@@ -560,6 +590,7 @@ const TABLES: &[(&str, &[(&str, DataType)])] = &[
 const POPULATED: &[&str] = &[
     "pg_proc",
     "pg_stat_user_tables",
+    "pg_stat_activity",
     "pg_namespace",
     "pg_class",
     "pg_attribute",
@@ -807,6 +838,58 @@ impl PgCatalogSchema {
                     ])
                 })
                 .collect(),
+            // The server's connections; a CLI process has none.
+            "pg_stat_activity" => self
+                .catalog
+                .backends()
+                .list()
+                .iter()
+                .map(|b| {
+                    let a = b.activity();
+                    let ts = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                        ScalarValue::TimestampMicrosecond(
+                            t.map(|t| t.timestamp_micros()),
+                            Some("UTC".into()),
+                        )
+                    };
+                    vec![
+                        o(DATABASE_OID),
+                        t(DATABASE),
+                        i4(b.pid),
+                        null(),
+                        if b.user == OWNER {
+                            o(OWNER_OID)
+                        } else {
+                            null()
+                        },
+                        t(&b.user),
+                        t(&a.application_name),
+                        b.client_addr.map_or_else(null, |c| t(&c.ip().to_string())),
+                        null(),
+                        b.client_addr.map_or_else(null, |c| i4(i32::from(c.port()))),
+                        ts(Some(b.backend_start)),
+                        ts(a.xact_start),
+                        ts(a.query_start),
+                        ts(Some(a.state_change)),
+                        if a.state == State::Active {
+                            null()
+                        } else {
+                            t("Client")
+                        },
+                        if a.state == State::Active {
+                            null()
+                        } else {
+                            t("ClientRead")
+                        },
+                        t(a.state.as_str()),
+                        null(),
+                        null(),
+                        null(),
+                        t(&a.query),
+                        t("client backend"),
+                    ]
+                })
+                .collect(),
             // The I/O functions pg_type names (Npgsql tells arrays by
             // their receive function, array_recv).
             "pg_proc" => {
@@ -972,9 +1055,12 @@ pub(super) fn tables() -> impl Iterator<Item = (&'static str, Vec<(&'static str,
 }
 
 /// ACL and option columns are text arrays in PostgreSQL (clients call
-/// `array_to_string` on them); always NULL here.
+/// `array_to_string` on them); always NULL here. Timestamps carry a time
+/// zone (a `const` cannot).
 fn column_type(name: &str, declared: &DataType) -> DataType {
-    if name.ends_with("acl") || name.ends_with("options") || name == "rolconfig" {
+    if *declared == TS {
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    } else if name.ends_with("acl") || name.ends_with("options") || name == "rolconfig" {
         DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
     } else {
         declared.clone()

@@ -812,12 +812,38 @@ fn aggregate_query(query: &mut Query) {
     *target = call("max", vec![inner]);
 }
 
-/// The numbers `n` of the `$n` placeholders that stand for a LIMIT or
-/// OFFSET, which PostgreSQL types as `bigint` (DataFusion leaves them
-/// untyped).
-pub fn limit_placeholders(stmt: &Statement) -> Vec<usize> {
-    struct Limits(Vec<usize>);
-    impl Visitor for Limits {
+/// The types PostgreSQL gives parameters DataFusion cannot type: `LIMIT
+/// $1` / `OFFSET $1` (bigint), and arguments of system functions that take
+/// `integer` or `oid` (DataFusion infers no types from function
+/// arguments, and drivers send binary values of the declared type).
+pub fn placeholder_types(stmt: &Statement) -> Vec<(usize, datafusion::arrow::datatypes::DataType)> {
+    use datafusion::arrow::datatypes::DataType as T;
+    /// Functions and the types of their leading arguments.
+    const TYPED: &[(&str, &[T])] = &[
+        ("pg_cancel_backend", &[T::Int32]),
+        ("pg_terminate_backend", &[T::Int32, T::Int64]),
+        ("format_type", &[T::UInt32, T::Int32]),
+        ("col_description", &[T::UInt32, T::Int32]),
+        ("obj_description", &[T::UInt32, T::Utf8]),
+        ("pg_get_indexdef", &[T::UInt32, T::Int32, T::Boolean]),
+        ("pg_get_constraintdef", &[T::UInt32, T::Boolean]),
+        ("pg_get_viewdef", &[T::UInt32, T::Boolean]),
+        ("pg_get_userbyid", &[T::UInt32]),
+        ("pg_table_is_visible", &[T::UInt32]),
+        ("pg_type_is_visible", &[T::UInt32]),
+        ("pg_function_is_visible", &[T::UInt32]),
+    ];
+    fn number(e: &Expr) -> Option<usize> {
+        match e {
+            Expr::Value(v) => match &v.value {
+                Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    struct Typed(Vec<(usize, T)>);
+    impl Visitor for Typed {
         type Break = ();
         fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
             let exprs: Vec<&Expr> = match &query.limit_clause {
@@ -828,20 +854,33 @@ pub fn limit_placeholders(stmt: &Statement) -> Vec<usize> {
                 Some(LimitClause::OffsetCommaLimit { offset, limit }) => vec![offset, limit],
                 None => Vec::new(),
             };
-            for e in exprs {
-                if let Expr::Value(v) = e
-                    && let Value::Placeholder(p) = &v.value
-                    && let Some(n) = p.strip_prefix('$').and_then(|n| n.parse().ok())
-                {
-                    self.0.push(n);
+            self.0
+                .extend(exprs.into_iter().filter_map(number).map(|n| (n, T::Int64)));
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Expr::Function(Function {
+                name,
+                args: FunctionArguments::List(list),
+                ..
+            }) = expr
+                && let Some(f) = last_ident(name)
+                && let Some((_, types)) = TYPED.iter().find(|(n, _)| f.eq_ignore_ascii_case(n))
+            {
+                for (arg, ty) in list.args.iter().zip(types.iter()) {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg
+                        && let Some(n) = number(e)
+                    {
+                        self.0.push((n, ty.clone()));
+                    }
                 }
             }
             ControlFlow::Continue(())
         }
     }
-    let mut limits = Limits(Vec::new());
-    let _ = stmt.visit(&mut limits);
-    limits.0
+    let mut typed = Typed(Vec::new());
+    let _ = stmt.visit(&mut typed);
+    typed.0
 }
 
 /// What only the session knows, for [`substitute_session_values`].
@@ -875,6 +914,16 @@ pub fn set_config_calls(stmt: &Statement) -> Vec<(String, String)> {
         ControlFlow::<()>::Continue(())
     });
     calls
+}
+
+/// Appends the number `value` to a call's arguments.
+fn append_arg(args: &mut FunctionArguments, value: String) {
+    if let FunctionArguments::List(list) = args {
+        list.args
+            .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
+                Value::Number(value, false).into(),
+            ))));
+    }
 }
 
 /// The arguments as text literals (`None` where one is not a literal).
@@ -935,8 +984,17 @@ pub fn substitute_session_values<F: Fn(&str) -> Option<String>>(
         };
         match (fname.as_str(), literals.as_slice()) {
             ("current_user" | "session_user" | "user", []) => *expr = text(Some(user.to_owned())),
+            // integer, as in PostgreSQL (drivers read it as an i32).
             ("pg_backend_pid", []) => {
-                *expr = Expr::Value(Value::Number(session.backend_pid.to_string(), false).into());
+                *expr = Expr::Cast {
+                    kind: CastKind::DoubleColon,
+                    expr: Box::new(Expr::Value(
+                        Value::Number(session.backend_pid.to_string(), false).into(),
+                    )),
+                    data_type: DataType::Integer(None),
+                    array: false,
+                    format: None,
+                };
             }
             ("set_config", [_, Some(v), _]) => *expr = text(Some(v.clone())),
             ("pg_my_temp_schema", []) => {
@@ -945,12 +1003,11 @@ pub fn substitute_session_values<F: Fn(&str) -> Option<String>>(
             }
             // The UDF takes the session's own temporary schema as well.
             ("pg_is_other_temp_schema", [_]) => {
-                if let FunctionArguments::List(list) = args {
-                    list.args
-                        .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(
-                            Value::Number(session.temp_namespace.to_string(), false).into(),
-                        ))));
-                }
+                append_arg(args, session.temp_namespace.to_string());
+            }
+            // The registry checks who sends the signal (`udf::pg::signals`).
+            ("pg_cancel_backend", [_]) | ("pg_terminate_backend", [_] | [_, _]) => {
+                append_arg(args, session.backend_pid.to_string());
             }
             ("current_setting", [Some(n)]) | ("current_setting", [Some(n), _]) => {
                 let missing_ok = literals.get(1).and_then(Option::as_deref) == Some("true");

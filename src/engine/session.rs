@@ -164,6 +164,20 @@ impl Session {
         self.temp = TempTables::new(pid);
     }
 
+    /// Who is connected (`current_user`).
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn catalog(&self) -> &Arc<crate::catalog::Catalog> {
+        self.engine.catalog()
+    }
+
+    /// Between BEGIN and COMMIT/ROLLBACK.
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
     pub fn backend_pid(&self) -> i32 {
         self.backend_pid
     }

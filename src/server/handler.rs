@@ -23,10 +23,12 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::Mutex;
 
+use super::activity;
 use super::copy::{self, Incoming};
 use super::interrupt::{CancelHandle, Interrupt};
 use super::startup::Startup;
 use super::{Security, encode, params, sqlstate};
+use crate::catalog::backends::Busy;
 use crate::engine::session::TransactionChange;
 use crate::engine::{Engine, Outcome, Session};
 use crate::engine::{pg_dialect, search_path};
@@ -35,6 +37,8 @@ use crate::error::Error;
 /// A statement prepared with Parse.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// The text the client sent (`pg_stat_activity.query`).
+    pub sql: String,
     pub statement: Statement,
     /// Parameter types: declared by the client, else inferred.
     pub param_types: Vec<Type>,
@@ -71,13 +75,22 @@ impl Connection {
         self.incoming.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn respond(&self, outcome: Outcome, format: &Format, interrupt: &Interrupt) -> Response {
+    /// The response to one statement's outcome; `busy` keeps the
+    /// connection active in `pg_stat_activity` until its rows are sent.
+    fn respond(
+        &self,
+        outcome: Outcome,
+        format: &Format,
+        interrupt: &Interrupt,
+        busy: Option<Arc<Busy>>,
+    ) -> Response {
+        let guard = |stream| activity::hold(interrupt.guard(stream), busy);
         match outcome {
             Outcome::CopyOut {
                 schema,
                 stream,
                 format,
-            } => Response::CopyOut(copy::copy_out(&schema, interrupt.guard(stream), &format)),
+            } => Response::CopyOut(copy::copy_out(&schema, guard(stream), &format)),
             Outcome::CopyIn(target) => {
                 let columns = target.columns.len();
                 *self.incoming() = Some(Incoming {
@@ -92,7 +105,7 @@ impl Connection {
                 command,
             } => {
                 let fields = Arc::new(encode::fields(&schema, format));
-                let rows = encode::rows(interrupt.guard(stream), Arc::clone(&fields));
+                let rows = encode::rows(guard(stream), Arc::clone(&fields));
                 let mut response = QueryResponse::new(fields, rows);
                 response.set_command_tag(command);
                 Response::Query(response)
@@ -131,6 +144,7 @@ impl SimpleQueryHandler for Connection {
     {
         let mut session = self.session.lock().await;
         let interrupt = interrupt(client).await;
+        let busy = activity::begin(client, query, session.in_transaction());
         let statements = match session.parse(query) {
             Ok(s) => s,
             Err(e) => return Ok(vec![Response::Error(Box::new(error_info(&e)))]),
@@ -143,8 +157,17 @@ impl SimpleQueryHandler for Connection {
                 pgwire::api::store::PortalStore::rm_statement(client.portal_store(), &name.value);
             }
             let interrupt = interrupt.statement(session.setting("statement_timeout").as_deref());
-            match interrupt.run(session.execute(stmt, None)).await {
-                Ok(outcome) => out.push(self.respond(outcome, &Format::UnifiedText, &interrupt)),
+            let result = interrupt.run(session.execute(stmt, None)).await;
+            if let Some(b) = &busy {
+                b.executed(
+                    session.in_transaction(),
+                    session.setting("application_name"),
+                );
+            }
+            match result {
+                Ok(outcome) => {
+                    out.push(self.respond(outcome, &Format::UnifiedText, &interrupt, busy.clone()))
+                }
                 Err(e) => {
                     // Like PostgreSQL: the error ends the batch.
                     out.push(Response::Error(Box::new(error_info(&e))));
@@ -177,6 +200,7 @@ where
                     continue;
                 };
                 let prepared = Prepared {
+                    sql: query.to_string(),
                     statement: Statement::Query(query.clone()),
                     param_types: Vec::new(),
                     param_arrow_types: Vec::new(),
@@ -253,11 +277,11 @@ impl QueryParser for Parser {
                         inferred[n - 1] = ty;
                     }
                 }
-                for n in pg_dialect::limit_placeholders(&statement) {
+                for (n, ty) in pg_dialect::placeholder_types(&statement) {
                     if inferred.len() < n {
                         inferred.resize(n, None);
                     }
-                    inferred[n - 1].get_or_insert(DataType::Int64);
+                    inferred[n - 1].get_or_insert(ty);
                 }
                 let rows = matches!(&statement, Statement::Query(_) | Statement::Explain { .. });
                 let schema = rows.then(|| Arc::new(plan.schema().as_arrow().clone()));
@@ -297,6 +321,7 @@ impl QueryParser for Parser {
             })
             .collect();
         Ok(Some(Prepared {
+            sql: sql.to_owned(),
             statement,
             param_types,
             param_arrow_types: inferred,
@@ -348,13 +373,20 @@ impl ExtendedQueryHandler for Connection {
         let mut session = self.session.lock().await;
         let interrupt = interrupt(client).await;
         let interrupt = interrupt.statement(session.setting("statement_timeout").as_deref());
-        match interrupt
+        let busy = activity::begin(client, &prepared.sql, session.in_transaction());
+        let result = interrupt
             .run(session.execute(prepared.statement.clone(), params))
-            .await
-        {
+            .await;
+        if let Some(b) = &busy {
+            b.executed(
+                session.in_transaction(),
+                session.setting("application_name"),
+            );
+        }
+        match result {
             Ok(outcome) => {
                 expose_cursors(client, &session, &prepared.statement);
-                Ok(self.respond(outcome, &portal.result_column_format, &interrupt))
+                Ok(self.respond(outcome, &portal.result_column_format, &interrupt, busy))
             }
             Err(e) => Err(pg_err(e)),
         }
@@ -408,6 +440,8 @@ impl ExtendedQueryHandler for Connection {
 /// The handlers of one connection.
 pub struct Handlers {
     connection: Arc<Connection>,
+    /// Notified by `pg_terminate_backend`.
+    terminate: Arc<tokio::sync::Notify>,
     startup: Arc<Startup>,
     running: Arc<ConnectionManager>,
 }
@@ -419,16 +453,26 @@ impl Handlers {
         running: &Arc<ConnectionManager>,
     ) -> Self {
         let connection = Arc::new(Connection::new(engine));
+        let terminate = Arc::new(tokio::sync::Notify::new());
         let startup = Arc::new(Startup::new(
             Arc::clone(&connection.session),
             security,
             running,
+            &terminate,
         ));
         Self {
             connection,
+            terminate,
             startup,
             running: Arc::clone(running),
         }
+    }
+}
+
+impl Handlers {
+    /// Notified when `pg_terminate_backend` names this connection.
+    pub fn terminate(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.terminate)
     }
 }
 

@@ -12,6 +12,7 @@
 //! password by SCRAM-SHA-256 and gets its user's role. With TLS ([`tls`]),
 //! clients may negotiate it, and a client from another host must.
 
+mod activity;
 pub mod auth;
 mod copy;
 mod encode;
@@ -136,9 +137,19 @@ pub async fn serve(
                             &running,
                         ));
                         let tls = options.security.tls.clone();
+                        let terminate = handlers.terminate();
                         connections.spawn(async move {
-                            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            // pg_terminate_backend: dropping the connection
+                            // closes the socket and stops its statement.
+                            tokio::select! {
+                                ended = pgwire::tokio::process_socket(socket, tls, handlers) => {
+                                    if let Err(e) = ended {
+                                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                                    }
+                                }
+                                () = terminate.notified() => {
+                                    tracing::info!(%peer, "connection terminated by pg_terminate_backend");
+                                }
                             }
                             drop(permit);
                         });

@@ -24,9 +24,11 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::Mutex;
 
 use super::Security;
+use super::activity::{ConnectionSignals, Registered};
 use super::auth::Users;
 use super::interrupt::CancelHandle;
 use super::sqlstate;
+use crate::catalog::backends::NewBackend;
 use crate::config::Role;
 use crate::engine::Session;
 use crate::engine::session::DEFAULT_SETTINGS;
@@ -41,6 +43,8 @@ pub struct Startup {
     state: Mutex<(SASLState, Option<String>)>,
     /// Where the connection registers for cancel requests.
     running: Arc<ConnectionManager>,
+    /// Notified by `pg_terminate_backend`.
+    terminate: Arc<tokio::sync::Notify>,
 }
 
 impl Startup {
@@ -48,6 +52,7 @@ impl Startup {
         session: Arc<Mutex<Session>>,
         security: &Security,
         running: &Arc<ConnectionManager>,
+        terminate: &Arc<tokio::sync::Notify>,
     ) -> Self {
         let auth = security
             .users
@@ -59,6 +64,7 @@ impl Startup {
             tls: security.tls.is_some(),
             state: Mutex::new((SASLState::Initial, None)),
             running: Arc::clone(running),
+            terminate: Arc::clone(terminate),
         }
     }
 
@@ -83,7 +89,6 @@ impl Startup {
         let secret = SecretKey::I32(rand::random());
         client.set_pid_and_secret_key(session.backend_pid(), secret.clone());
         let (handle, registration) = self.running.register(session.backend_pid(), secret);
-        client.session_extensions().insert(CancelHandle(handle));
         client.session_extensions().insert(registration);
         // `options=-c search_path=dbt_x -c statement_timeout=0` (dbt, psql -o)
         if let Some(options) = options {
@@ -104,6 +109,20 @@ impl Startup {
                 .await
                 .map_err(|e| sqlstate::to_pg_error(&e))?;
         }
+        // pg_stat_activity, and the signals other connections may send.
+        let backend = session.catalog().backends().register(NewBackend {
+            pid: session.backend_pid(),
+            user: session.user().to_owned(),
+            role,
+            application_name: session.setting("application_name").unwrap_or_default(),
+            client_addr: Some(client.socket_addr()),
+            signals: Box::new(ConnectionSignals {
+                cancel: Arc::clone(&handle),
+                terminate: Arc::clone(&self.terminate),
+            }),
+        });
+        client.session_extensions().insert(Registered(backend));
+        client.session_extensions().insert(CancelHandle(handle));
         let mut params: HashMap<String, String> = HashMap::new();
         for key in [
             "server_version",

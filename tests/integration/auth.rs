@@ -146,6 +146,34 @@ async fn passwords_and_roles() {
     }
     ana.batch_execute("DROP VIEW segments.big").await.unwrap();
 
+    // An analyst may signal only their own connections.
+    let root_client = connect(port, "root", ADMIN_PASSWORD).await.unwrap();
+    let admin_pid: i32 = root_client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let users: Vec<String> = ana
+        .query("SELECT usename FROM pg_stat_activity ORDER BY usename", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(users, ["ana", "root"]);
+    let err = ana
+        .query_one("SELECT pg_cancel_backend($1)", &[&admin_pid])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE), "{err}");
+    let own: bool = ana
+        .query_one("SELECT pg_cancel_backend(pg_backend_pid())", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(own);
+    drop(root_client);
+
     // The admin may do all of it, through psql with its password.
     let (ok, stdout, stderr) = psql_command(port)
         .env("PGPASSWORD", ADMIN_PASSWORD)

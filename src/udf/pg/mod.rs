@@ -9,6 +9,7 @@ mod identifiers;
 mod keywords;
 mod privileges;
 mod session_info;
+mod signals;
 mod sizes;
 mod types;
 
@@ -93,6 +94,15 @@ impl PgFn {
     }
 }
 
+impl PgFn {
+    /// For functions with effects: never evaluated while planning, once
+    /// per row.
+    fn volatile(mut self) -> Self {
+        self.signature.volatility = Volatility::Volatile;
+        self
+    }
+}
+
 impl ScalarUDFImpl for PgFn {
     fn name(&self) -> &str {
         self.name
@@ -139,7 +149,8 @@ pub fn register_all(ctx: &SessionContext, catalog: &Arc<Catalog>) {
         .chain(privileges::functions(catalog))
         .chain(identifiers::functions(catalog))
         .chain(sizes::functions(catalog))
-        .chain(arrays::functions(catalog));
+        .chain(arrays::functions(catalog))
+        .chain(signals::functions(catalog));
     for f in fns {
         ctx.register_udf(ScalarUDF::new_from_impl(f));
     }
