@@ -586,6 +586,13 @@ const TABLES: &[(&str, &[(&str, DataType)])] = &[
     ),
 ];
 
+/// The descriptions PostgreSQL gives its own schemas (2615 is
+/// pg_namespace's OID, the `classoid` of a schema's description).
+pub const SCHEMA_DESCRIPTIONS: &[(&str, &str)] = &[
+    ("pg_catalog", "system catalog schema"),
+    ("public", "standard public schema"),
+];
+
 /// Tables that always have rows; every other table of [`TABLES`] is empty.
 const POPULATED: &[&str] = &[
     "pg_proc",
@@ -977,9 +984,10 @@ impl PgCatalogSchema {
                 .collect(),
             // objsubid 0 is the relation, n its n-th column; 1259 is
             // pg_class's own OID.
-            "pg_description" => snap
-                .relations()
-                .flat_map(|r| {
+            "pg_description" => SCHEMA_DESCRIPTIONS
+                .iter()
+                .map(|(schema, text)| vec![o(oid::namespace_oid(schema)), o(2615), i4(0), t(text)])
+                .chain(snap.relations().flat_map(|r| {
                     let rel = oid::relation_oid(&r.schema, &r.name);
                     let Some(comments) = r.comments() else {
                         return Vec::new();
@@ -996,8 +1004,8 @@ impl PgCatalogSchema {
                     on_relation
                         .chain(on_columns)
                         .map(|(sub, c)| vec![o(rel), o(1259), i4(sub), t(c)])
-                        .collect()
-                })
+                        .collect::<Vec<_>>()
+                }))
                 .collect(),
             "pg_tablespace" => vec![vec![o(1663), t("pg_default"), o(OWNER_OID), null(), null()]],
             _ => Vec::new(),

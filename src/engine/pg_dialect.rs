@@ -29,6 +29,7 @@ use datafusion::sql::sqlparser::ast::{
 pub fn rewrite(stmt: &mut Statement) {
     // Names first: PostgreSQL names columns after the SQL as written.
     let _ = stmt.visit(&mut PgColumnNames);
+    name_columns_beside_wildcards(stmt);
     let _ = stmt.visit(&mut FunctionsInFrom);
     let _ = stmt.visit(&mut OrderBySubqueries);
     let _ = stmt.visit(&mut InSubqueriesInSelectLists);
@@ -49,7 +50,7 @@ pub fn rewrite(stmt: &mut Statement) {
 struct FunctionsInFrom;
 
 /// Set-returning functions of one column.
-const ONE_COLUMN_TABLE_FUNCTIONS: &[&str] = &["generate_series", "unnest"];
+const ONE_COLUMN_TABLE_FUNCTIONS: &[&str] = &["generate_series", "generate_subscripts", "unnest"];
 /// Functions returning one value, which PostgreSQL also takes in FROM.
 const VALUE_FUNCTIONS_IN_FROM: &[&str] = &[
     "string_to_array",
@@ -77,14 +78,15 @@ impl VisitorMut for FunctionsInFrom {
             });
             return ControlFlow::Continue(());
         }
-        // pg_catalog.pg_get_keywords() is the function pg_get_keywords().
+        // pg_catalog.pg_get_keywords() is the function pg_get_keywords(),
+        // information_schema._pg_expandarray(…) _pg_expandarray(…).
         if let TableFactor::Table {
             name,
             args: Some(_),
             ..
         } = factor
             && name.0.len() == 2
-            && first_ident_is(name, "pg_catalog")
+            && (first_ident_is(name, "pg_catalog") || first_ident_is(name, "information_schema"))
         {
             name.0.remove(0);
         }
@@ -350,6 +352,53 @@ impl VisitorMut for PgColumnNames {
             }
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// Marks a column name made unique for DataFusion; the wire protocol
+/// sends the name without it ([`output_name`]).
+const DUPLICATE_NAME_MARK: char = '\u{1f}';
+
+/// The name a client sees for an output column.
+pub fn output_name(name: &str) -> &str {
+    name.split(DUPLICATE_NAME_MARK).next().unwrap_or(name)
+}
+
+/// `SELECT c.oid, c.* FROM pg_class c` (DBeaver's form) names `oid`
+/// twice, which PostgreSQL allows and DataFusion refuses. Beside a
+/// wildcard, the outer query's plain column references get a name made
+/// unique with [`DUPLICATE_NAME_MARK`], which the client never sees.
+fn name_columns_beside_wildcards(stmt: &mut Statement) {
+    let Statement::Query(query) = stmt else {
+        return;
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let wildcard = select.projection.iter().any(|item| {
+        matches!(
+            item,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    if !wildcard {
+        return;
+    }
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        let name = match item {
+            SelectItem::UnnamedExpr(Expr::Identifier(id)) => super::search_path::fold(id),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => match parts.last() {
+                Some(id) => super::search_path::fold(id),
+                None => continue,
+            },
+            _ => continue,
+        };
+        if let SelectItem::UnnamedExpr(e) = item {
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', format!("{name}{DUPLICATE_NAME_MARK}{i}")),
+            };
+        }
     }
 }
 

@@ -43,7 +43,8 @@ pub fn fields(schema: &Schema, format: &Format) -> Vec<FieldInfo> {
         .enumerate()
         .map(|(i, f)| {
             let ty = wire_type(f.data_type());
-            let mut info = FieldInfo::new(f.name().clone(), None, None, ty, format.format_for(i));
+            let name = crate::engine::pg_dialect::output_name(f.name()).to_owned();
+            let mut info = FieldInfo::new(name, None, None, ty, format.format_for(i));
             info = info.with_type_size(pg_types::pg_type_of(f.data_type()).len);
             info
         })

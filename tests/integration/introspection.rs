@@ -10,10 +10,14 @@
 //!   reports must be reported by PostgreSQL with the same OID, name, kind
 //!   and element type, and the types profiledb sends on the wire must all
 //!   be there.
+//! - DBeaver's navigator, column, constraint, index, type and session
+//!   queries (`dbeaver/`, whose README says how each file says what is
+//!   compared), both prepared and with their values written in.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
 use crate::support::TestServer;
@@ -261,6 +265,10 @@ async fn client_introspection_answers_as_postgresql_does() {
             "npgsql_types.sql: profiledb reports {t:?}, which PostgreSQL 15 does not"
         );
     }
+    for file in dbeaver_files() {
+        replay_dbeaver(&file, &ours, &theirs).await;
+    }
+
     let names: Vec<&str> = our_types.iter().filter_map(|t| t[2].as_deref()).collect();
     for wire in [
         "bool",
@@ -290,4 +298,174 @@ async fn client_introspection_answers_as_postgresql_does() {
         );
     }
     server.stop().await;
+}
+
+/// Catalog columns PostgreSQL 16 added (we say 16; this PostgreSQL is 15).
+const PG16_COLUMNS: &[&str] = &["daticurules"];
+
+fn dbeaver_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/introspection/dbeaver");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "{files:?}");
+    files
+}
+
+/// What a replay file's header asks (see `dbeaver/README.md`).
+#[derive(Default)]
+struct Replay {
+    params: Vec<String>,
+    compare: Vec<String>,
+    keep: Option<(String, Vec<String>)>,
+    subset: bool,
+}
+
+fn replay_header(sql: &str) -> Replay {
+    let mut r = Replay::default();
+    for line in sql.lines().filter_map(|l| l.strip_prefix("-- ")) {
+        if let Some((n, q)) = line.split_once(": ").filter(|(n, _)| n.starts_with('$')) {
+            assert_eq!(n, format!("${}", r.params.len() + 1));
+            r.params.push(q.to_owned());
+        } else if let Some(c) = line.strip_prefix("compare: ") {
+            r.compare = c.split(',').map(|c| c.trim().to_owned()).collect();
+        } else if let Some(k) = line.strip_prefix("keep: ") {
+            let (col, values) = k.split_once(" = ").unwrap();
+            let values = values.split(',').map(|v| v.trim().to_owned()).collect();
+            r.keep = Some((col.trim().to_owned(), values));
+        } else if line == "subset" {
+            r.subset = true;
+        }
+    }
+    assert!(!r.compare.is_empty(), "no `-- compare:` line");
+    r
+}
+
+/// Runs one DBeaver statement on both servers: prepared with its
+/// parameters bound (as pgjdbc does), and as text with the values written
+/// in; then compares what the file's header names.
+async fn replay_dbeaver(
+    file: &Path,
+    ours: &tokio_postgres::Client,
+    theirs: &tokio_postgres::Client,
+) {
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    let sql = std::fs::read_to_string(file).unwrap();
+    let replay = replay_header(&sql);
+    let mut answers = Vec::new();
+    for (server, client) in [("profiledb", ours), ("PostgreSQL", theirs)] {
+        let mut values = Vec::new();
+        for q in &replay.params {
+            let (_, rows) = answer(client, q).await;
+            values.push(rows[0][0].clone().unwrap());
+        }
+        // Prepared, with the values bound as the statement's types (on
+        // profiledb only: tokio-postgres asks for binary results, which
+        // PostgreSQL has none of for `aclitem`; pgjdbc asks for text).
+        let prepared = if server == "profiledb" {
+            let statement = client
+                .prepare(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{name} on {server}: prepare: {e:?}"));
+            let bound: Vec<Box<dyn ToSql + Sync>> = statement
+                .params()
+                .iter()
+                .zip(&values)
+                .map(|(t, v)| -> Box<dyn ToSql + Sync> {
+                    match *t {
+                        Type::OID => Box::new(v.parse::<u32>().unwrap()),
+                        Type::INT8 => Box::new(v.parse::<i64>().unwrap()),
+                        Type::INT4 => Box::new(v.parse::<i32>().unwrap()),
+                        _ => Box::new(v.clone()),
+                    }
+                })
+                .collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref()).collect();
+            let rows = client
+                .query(&statement, &refs)
+                .await
+                .unwrap_or_else(|e| panic!("{name} on {server}: execute: {e:?}"));
+            Some(rows.len())
+        } else {
+            None
+        };
+        // As text, values written in.
+        let mut text = sql.clone();
+        for (i, v) in values.iter().enumerate().rev() {
+            let literal = if v.chars().all(|c| c.is_ascii_digit()) {
+                v.clone()
+            } else {
+                format!("'{v}'")
+            };
+            text = text.replace(&format!("${}", i + 1), &literal);
+        }
+        let (columns, rows) = answer(client, &text).await;
+        if let Some(n) = prepared {
+            assert_eq!(
+                n,
+                rows.len(),
+                "{name} on {server}: prepared and text differ"
+            );
+        }
+        answers.push((columns, rows));
+    }
+    let (their_columns, their_rows) = answers.pop().unwrap();
+    let (our_columns, our_rows) = answers.pop().unwrap();
+    for c in &our_columns {
+        assert!(
+            their_columns.contains(c) || PG16_COLUMNS.contains(&c.as_str()),
+            "{name}: profiledb returns column {c}, which PostgreSQL 15 does not: {their_columns:?}"
+        );
+    }
+    match replay.compare.as_slice() {
+        [none] if none == "none" => return,
+        [count] if count == "count" => {
+            assert_eq!(our_rows.len(), their_rows.len(), "{name}: row counts");
+            return;
+        }
+        _ => {}
+    }
+    let pick = |columns: &[String], rows: &[Vec<Option<String>>]| {
+        let index = |c: &str| {
+            columns
+                .iter()
+                .position(|x| x == c)
+                .unwrap_or_else(|| panic!("{name}: no column {c} in {columns:?}"))
+        };
+        let at: Vec<usize> = replay.compare.iter().map(|c| index(c)).collect();
+        let keep = replay.keep.as_ref().map(|(c, v)| (index(c), v));
+        let mut picked: Vec<Vec<Option<String>>> = rows
+            .iter()
+            .filter(|r| match &keep {
+                Some((i, values)) => r[*i].as_ref().is_some_and(|x| values.contains(x)),
+                None => true,
+            })
+            .map(|r| at.iter().map(|&i| r[i].clone()).collect())
+            .collect();
+        picked.sort();
+        picked
+    };
+    let (ours, theirs) = (
+        pick(&our_columns, &our_rows),
+        pick(&their_columns, &their_rows),
+    );
+    assert!(!ours.is_empty(), "{name}: profiledb answered no rows");
+    if replay.subset {
+        for row in &ours {
+            assert!(
+                theirs.contains(row),
+                "{name}: profiledb answers {row:?} ({:?}), PostgreSQL 15 does not",
+                replay.compare
+            );
+        }
+    } else {
+        assert_eq!(
+            ours, theirs,
+            "{name}: {:?}, profiledb (left) vs PostgreSQL 15 (right)",
+            replay.compare
+        );
+    }
 }

@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::{DataFusionError, Result};
 
 use super::{PgCall, PgFn, constant_text, oids, texts};
-use crate::catalog::pg_catalog::OWNER;
+use crate::catalog::pg_catalog::{OWNER, SCHEMA_DESCRIPTIONS};
 use crate::catalog::{Catalog, Relation, oid};
 use crate::error::{CatalogError, Error};
 
@@ -136,7 +136,16 @@ fn get_viewdef(c: &PgCall) -> Result<ArrayRef> {
 fn obj_description(c: &PgCall) -> Result<ArrayRef> {
     let out: StringArray = oids(c, 0)?
         .into_iter()
-        .map(|o| relation_by_oid(c, o?).and_then(|r| r.comments()?.relation.clone()))
+        .map(|o| {
+            let o = o?;
+            let schema = SCHEMA_DESCRIPTIONS
+                .iter()
+                .find(|(s, _)| oid::namespace_oid(s) == o);
+            match schema {
+                Some((_, text)) => Some((*text).to_owned()),
+                None => relation_by_oid(c, o).and_then(|r| r.comments()?.relation.clone()),
+            }
+        })
         .collect();
     Ok(Arc::new(out))
 }

@@ -6,9 +6,11 @@
 mod arrays;
 mod catalog_lookup;
 mod identifiers;
+mod json;
 mod keywords;
 mod privileges;
 mod session_info;
+mod set_returning;
 mod signals;
 mod sizes;
 mod types;
@@ -154,7 +156,14 @@ pub fn register_all(ctx: &SessionContext, catalog: &Arc<Catalog>) {
     for f in fns {
         ctx.register_udf(ScalarUDF::new_from_impl(f));
     }
+    ctx.register_udf(ScalarUDF::new_from_impl(json::JsonBuild::object()));
+    ctx.register_udf(ScalarUDF::new_from_impl(json::JsonBuild::array()));
     ctx.register_udtf("pg_get_keywords", Arc::new(keywords::PgGetKeywords));
+    ctx.register_udtf("_pg_expandarray", Arc::new(set_returning::ExpandArray));
+    ctx.register_udtf(
+        "generate_subscripts",
+        Arc::new(set_returning::GenerateSubscripts),
+    );
 }
 
 /// Argument `i` as OIDs (NULL where it is NULL or not a number).

@@ -82,6 +82,26 @@ pub fn functions(catalog: &Arc<Catalog>) -> Vec<PgFn> {
             |c| Ok(constant_text(c, None)),
             catalog,
         ),
+        // No table is partitioned: NULL, as PostgreSQL answers for those.
+        PgFn::new(
+            "pg_get_partkeydef",
+            &[1],
+            DataType::Utf8,
+            |c| Ok(constant_text(c, None)),
+            catalog,
+        ),
+        // Scans of an index: there are no indexes.
+        PgFn::new(
+            "pg_stat_get_numscans",
+            &[1],
+            DataType::Int64,
+            |c| {
+                Ok(Arc::new(datafusion::arrow::array::Int64Array::from(
+                    vec![0; c.rows],
+                )))
+            },
+            catalog,
+        ),
     ]
 }
 
