@@ -399,10 +399,25 @@ const TABLES: &[(&str, &[(&str, DataType)])] = &[
             ("proname", T),
             ("pronamespace", O),
             ("proowner", O),
+            ("prolang", O),
+            ("procost", F4),
+            ("prorows", F4),
+            ("provariadic", O),
             ("prokind", T),
+            ("prosecdef", B),
+            ("proleakproof", B),
+            ("proisstrict", B),
+            ("proretset", B),
+            ("provolatile", T),
+            ("proparallel", T),
+            ("pronargs", I2),
+            ("pronargdefaults", I2),
             ("prorettype", O),
             ("proargtypes", T),
             ("prosrc", T),
+            ("probin", T),
+            ("proconfig", T),
+            ("proacl", T),
         ],
     ),
     (
@@ -598,6 +613,7 @@ const POPULATED: &[&str] = &[
     "pg_proc",
     "pg_stat_user_tables",
     "pg_stat_activity",
+    "pg_language",
     "pg_namespace",
     "pg_class",
     "pg_attribute",
@@ -910,15 +926,32 @@ impl PgCatalogSchema {
                 names
                     .iter()
                     .map(|n| {
+                        // Built in (language 12, internal), strict,
+                        // immutable and parallel safe, as PostgreSQL's.
                         vec![
                             o(oid::function_oid(n)),
                             t(n),
                             o(oid::PG_CATALOG_NAMESPACE),
                             o(OWNER_OID),
+                            o(12),
+                            f4(1.0),
+                            f4(0.0),
+                            o(0),
                             t("f"),
+                            b(false),
+                            b(false),
+                            b(true),
+                            b(false),
+                            t("i"),
+                            t("s"),
+                            i2(1),
+                            i2(0),
                             o(0),
                             t(""),
                             t(n),
+                            null(),
+                            null(),
+                            null(),
                         ]
                     })
                     .collect()
@@ -1007,6 +1040,27 @@ impl PgCatalogSchema {
                         .collect::<Vec<_>>()
                 }))
                 .collect(),
+            // PostgreSQL's built-in languages, with their validators.
+            "pg_language" => [
+                (12, "internal", false, 2246),
+                (13, "c", false, 2247),
+                (14, "sql", true, 2248),
+            ]
+            .into_iter()
+            .map(|(id, name, trusted, validator)| {
+                vec![
+                    o(id),
+                    t(name),
+                    o(OWNER_OID),
+                    b(false),
+                    b(trusted),
+                    o(0),
+                    o(0),
+                    o(validator),
+                    null(),
+                ]
+            })
+            .collect(),
             "pg_tablespace" => vec![vec![o(1663), t("pg_default"), o(OWNER_OID), null(), null()]],
             _ => Vec::new(),
         }
@@ -1068,7 +1122,11 @@ pub(super) fn tables() -> impl Iterator<Item = (&'static str, Vec<(&'static str,
 fn column_type(name: &str, declared: &DataType) -> DataType {
     if *declared == TS {
         DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-    } else if name.ends_with("acl") || name.ends_with("options") || name == "rolconfig" {
+    } else if name.ends_with("acl")
+        || name.ends_with("options")
+        || name == "rolconfig"
+        || name == "proconfig"
+    {
         DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
     } else {
         declared.clone()

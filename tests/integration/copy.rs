@@ -193,6 +193,8 @@ async fn psql_meta_commands_answer() {
         ("\\d profiles", "rfm_segment"),
         ("\\d+ segments.recent", "View definition"),
         ("\\df", "List of functions"),
+        ("\\df+ pg_catalog.int8recv", "internal"),
+        ("\\dn+", "standard public schema"),
     ] {
         let (ok, out, err) = server.psql(&["-c", command]);
         assert!(ok, "{command}: {err}");

@@ -26,6 +26,13 @@ pub fn functions(catalog: &Arc<Catalog>) -> Vec<PgFn> {
         // The functions of pg_proc are the type I/O functions, whose
         // signatures clients only print (psql's \df).
         PgFn::new(
+            "pg_get_function_sqlbody",
+            &[1],
+            DataType::Utf8,
+            |c| Ok(super::constant_text(c, None)),
+            catalog,
+        ),
+        PgFn::new(
             "pg_get_function_result",
             &[1],
             DataType::Utf8,
