@@ -15,6 +15,7 @@ pub mod pg_types;
 pub mod provider;
 pub mod scan_files;
 pub mod sources;
+pub mod table_stats;
 pub mod views;
 
 use std::collections::{BTreeMap, HashMap};
@@ -115,6 +116,13 @@ pub struct Catalog {
     ddl: tokio::sync::Mutex<()>,
     /// The server's connections (`pg_stat_activity`).
     backends: backends::Backends,
+    /// Index scans of tables (`pg_stat_user_tables`).
+    stats: table_stats::TableStats,
+    /// The catalog listing and sources generation the snapshot was built
+    /// from: while both are unchanged, the snapshot stays.
+    built_from: Mutex<(Option<Vec<Listed>>, u64)>,
+    /// Counts reloads of the sources.
+    sources_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Catalog {
@@ -127,6 +135,9 @@ impl Catalog {
             files: Mutex::new(HashMap::new()),
             ddl: tokio::sync::Mutex::new(()),
             backends: backends::Backends::default(),
+            stats: table_stats::TableStats::default(),
+            built_from: Mutex::new((None, 0)),
+            sources_generation: std::sync::atomic::AtomicU64::new(1),
         });
         catalog.refresh_sources().await?;
         Ok(catalog)
@@ -140,6 +151,10 @@ impl Catalog {
         &self.backends
     }
 
+    pub fn stats(&self) -> &table_stats::TableStats {
+        &self.stats
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.snapshot.read().unwrap_or_else(|e| e.into_inner()))
     }
@@ -148,12 +163,27 @@ impl Catalog {
     pub async fn refresh_sources(&self) -> Result<()> {
         let loaded = sources::load_sources(&self.storage).await?;
         *self.sources.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+        self.sources_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.refresh().await
     }
 
-    /// Re-reads changed catalog files and publishes a new snapshot.
+    /// Re-reads changed catalog files and publishes a new snapshot. Every
+    /// statement calls it (another process may have published), so when
+    /// nothing changed the snapshot, and the plans and indexes keyed on its
+    /// tables' versions, stay as they are.
     pub async fn refresh(&self) -> Result<()> {
         let listed = self.storage.list_detailed("catalog/").await?;
+        let generation = self
+            .sources_generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        {
+            let built = self.built_from.lock().unwrap_or_else(|e| e.into_inner());
+            if built.1 == generation && built.0.as_ref() == Some(&listed) {
+                return Ok(());
+            }
+        }
+        let listing = listed.clone();
         let present: std::collections::HashSet<String> =
             listed.iter().map(|l| l.path.clone()).collect();
         let mut parsed = Vec::with_capacity(listed.len());
@@ -230,6 +260,7 @@ impl Catalog {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|path, _| present.contains(path));
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snap);
+        *self.built_from.lock().unwrap_or_else(|e| e.into_inner()) = (Some(listing), generation);
         Ok(())
     }
 

@@ -837,21 +837,24 @@ impl PgCatalogSchema {
                 })
                 .collect(),
             // Materialised tables, with their live rows (Metabase shows
-            // them as the estimated row count); scans are not counted.
+            // them as the estimated row count) and the point lookups
+            // answered from their key index; sequential scans are not
+            // counted.
             "pg_stat_user_tables" => snap
                 .relations()
                 .filter_map(|r| {
                     let rows = r.pointer.as_ref()?.rows as i64;
                     let live = ScalarValue::Int64(Some(rows));
                     let zero = || ScalarValue::Int64(Some(0));
+                    let index = self.catalog.stats().get(&r.schema, &r.name);
                     Some(vec![
                         o(oid::relation_oid(&r.schema, &r.name)),
                         t(&r.schema),
                         t(&r.name),
                         zero(),
                         zero(),
-                        zero(),
-                        zero(),
+                        ScalarValue::Int64(Some(index.idx_scan)),
+                        ScalarValue::Int64(Some(index.idx_tup_fetch)),
                         live.clone(),
                         zero(),
                         ScalarValue::Int64(Some(r.pointer.as_ref()?.deleted_rows() as i64)),

@@ -7,6 +7,7 @@
 
 pub mod copy;
 mod cursors;
+pub mod lookup;
 pub mod pg_dialect;
 mod pg_syntax;
 pub mod search_path;
@@ -81,6 +82,8 @@ pub struct Engine {
     catalog: Arc<Catalog>,
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     catalogs: Arc<dyn CatalogProviderList>,
+    /// Key indexes of published tables for prepared point lookups.
+    indexes: lookup::KeyIndexes,
 }
 
 impl Engine {
@@ -116,6 +119,7 @@ impl Engine {
             catalog,
             runtime,
             catalogs,
+            indexes: lookup::KeyIndexes::default(),
         }))
     }
 

@@ -324,6 +324,36 @@ impl Session {
         Ok(self.ctx.state().create_physical_plan(&plan).await?)
     }
 
+    /// Answers a prepared point lookup from the table's key index (see
+    /// [`super::lookup`]); None where the fast path does not apply and the
+    /// statement must be executed.
+    pub async fn point_lookup(
+        &self,
+        lookup: &super::lookup::PointLookup,
+        params: &ParamValues,
+        schema: &SchemaRef,
+    ) -> Result<Option<Outcome>> {
+        let catalog = self.engine.catalog();
+        catalog.refresh().await?;
+        let Some(batch) = self
+            .engine
+            .indexes
+            .answer(&self.ctx, catalog, lookup, params, schema)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let stream = RecordBatchStreamAdapter::new(
+            Arc::clone(schema),
+            futures::stream::once(async move { Ok(batch) }),
+        );
+        Ok(Some(Outcome::Rows {
+            schema: Arc::clone(schema),
+            stream: Box::pin(stream),
+            command: "SELECT",
+        }))
+    }
+
     /// Runs one statement; `params` binds `$n` placeholders of a query.
     pub async fn execute(
         &mut self,

@@ -29,6 +29,7 @@ use super::interrupt::{CancelHandle, Interrupt};
 use super::startup::Startup;
 use super::{Security, encode, params, sqlstate};
 use crate::catalog::backends::Busy;
+use crate::engine::lookup::PointLookup;
 use crate::engine::session::TransactionChange;
 use crate::engine::{Engine, Outcome, Session};
 use crate::engine::{pg_dialect, search_path};
@@ -46,6 +47,8 @@ pub struct Prepared {
     pub param_arrow_types: Vec<Option<DataType>>,
     /// The result columns, when the statement returns rows.
     pub schema: Option<Arc<Schema>>,
+    /// Set when the statement is a point lookup an index can answer.
+    pub lookup: Option<PointLookup>,
 }
 
 pub struct Connection {
@@ -205,6 +208,7 @@ where
                     param_types: Vec::new(),
                     param_arrow_types: Vec::new(),
                     schema: Some(schema),
+                    lookup: None,
                 };
                 let stored = Arc::new(StoredStatement::new(name.clone(), prepared, Vec::new()));
                 store.put_portal(Arc::new(Portal::new_cursor(name, stored)));
@@ -261,6 +265,7 @@ impl QueryParser for Parser {
         let Some(statement) = statements.pop() else {
             return Ok(None);
         };
+        let mut lookup = None;
         let (schema, inferred) = match &statement {
             Statement::Query(_)
             | Statement::Explain { .. }
@@ -285,6 +290,7 @@ impl QueryParser for Parser {
                 }
                 let rows = matches!(&statement, Statement::Query(_) | Statement::Explain { .. });
                 let schema = rows.then(|| Arc::new(plan.schema().as_arrow().clone()));
+                lookup = PointLookup::recognise(&plan, &session.default_schema());
                 (schema, inferred)
             }
             Statement::ShowVariable { variable } => {
@@ -326,6 +332,7 @@ impl QueryParser for Parser {
             param_types,
             param_arrow_types: inferred,
             schema,
+            lookup,
         }))
     }
 
@@ -375,7 +382,15 @@ impl ExtendedQueryHandler for Connection {
         let interrupt = interrupt.statement(session.setting("statement_timeout").as_deref());
         let busy = activity::begin(client, &prepared.sql, session.in_transaction());
         let result = interrupt
-            .run(session.execute(prepared.statement.clone(), params))
+            .run(async {
+                if let (Some(lookup), Some(params), Some(schema)) =
+                    (&prepared.lookup, &params, &prepared.schema)
+                    && let Some(answer) = session.point_lookup(lookup, params, schema).await?
+                {
+                    return Ok(answer);
+                }
+                session.execute(prepared.statement.clone(), params).await
+            })
             .await;
         if let Some(b) = &busy {
             b.executed(

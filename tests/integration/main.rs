@@ -13,6 +13,7 @@ mod ddl;
 mod incremental;
 mod interrupt;
 mod introspection;
+mod lookup;
 mod models;
 mod server;
 mod sources;
