@@ -123,6 +123,8 @@ pub struct Catalog {
     built_from: Mutex<(Option<Vec<Listed>>, u64)>,
     /// Counts reloads of the sources.
     sources_generation: std::sync::atomic::AtomicU64,
+    /// When the last completed refresh started.
+    refreshed_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl Catalog {
@@ -138,6 +140,7 @@ impl Catalog {
             stats: table_stats::TableStats::default(),
             built_from: Mutex::new((None, 0)),
             sources_generation: std::sync::atomic::AtomicU64::new(1),
+            refreshed_at: Mutex::new(None),
         });
         catalog.refresh_sources().await?;
         Ok(catalog)
@@ -168,11 +171,26 @@ impl Catalog {
         self.refresh().await
     }
 
-    /// Re-reads changed catalog files and publishes a new snapshot. Every
-    /// statement calls it (another process may have published), so when
-    /// nothing changed the snapshot, and the plans and indexes keyed on its
-    /// tables' versions, stay as they are.
+    /// Refreshes unless the last refresh started less than `max_age` ago.
+    /// Statements read through it: this process's own writes refresh
+    /// the shared snapshot at once, so only another process's publish
+    /// waits up to `max_age` to be seen — and a server answering
+    /// thousands of statements a second does not list the catalog for
+    /// each.
+    pub async fn refresh_if_older(&self, max_age: std::time::Duration) -> Result<()> {
+        let fresh = self
+            .refreshed_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < max_age);
+        if fresh { Ok(()) } else { self.refresh().await }
+    }
+
+    /// Re-reads changed catalog files and publishes a new snapshot; when
+    /// nothing changed the snapshot, and the indexes keyed on its tables'
+    /// versions, stay as they are.
     pub async fn refresh(&self) -> Result<()> {
+        let started = std::time::Instant::now();
         let listed = self.storage.list_detailed("catalog/").await?;
         let generation = self
             .sources_generation
@@ -180,6 +198,7 @@ impl Catalog {
         {
             let built = self.built_from.lock().unwrap_or_else(|e| e.into_inner());
             if built.1 == generation && built.0.as_ref() == Some(&listed) {
+                self.refreshed(started);
                 return Ok(());
             }
         }
@@ -261,7 +280,15 @@ impl Catalog {
             .retain(|path, _| present.contains(path));
         *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(snap);
         *self.built_from.lock().unwrap_or_else(|e| e.into_inner()) = (Some(listing), generation);
+        self.refreshed(started);
         Ok(())
+    }
+
+    fn refreshed(&self, started: std::time::Instant) {
+        let mut at = self.refreshed_at.lock().unwrap_or_else(|e| e.into_inner());
+        if at.is_none_or(|t| t < started) {
+            *at = Some(started);
+        }
     }
 
     async fn read_file(&self, path: &str) -> Result<Option<CachedFile>> {

@@ -102,6 +102,10 @@ pub struct Session {
     in_transaction: bool,
 }
 
+/// How long a statement may go on reading the catalog as another process
+/// left it before looking again (see `Catalog::refresh_if_older`).
+pub const READ_STALENESS: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Settings every client may ask for with SHOW, with PostgreSQL's defaults.
 pub const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("server_version", "16.4"),
@@ -286,7 +290,10 @@ impl Session {
     /// Unsupported-subquery fallbacks happen in [`Self::execute`], where the
     /// optimiser reports them.
     pub async fn plan(&self, stmt: &Statement) -> Result<LogicalPlan> {
-        self.engine.catalog().refresh().await?;
+        self.engine
+            .catalog()
+            .refresh_if_older(READ_STALENESS)
+            .await?;
         let mut stmt = stmt.clone();
         search_path::qualify_relations(&mut stmt, &self.engine.catalog().snapshot(), &self.temp);
         let values = pg_dialect::SessionValues {
@@ -334,7 +341,7 @@ impl Session {
         schema: &SchemaRef,
     ) -> Result<Option<Outcome>> {
         let catalog = self.engine.catalog();
-        catalog.refresh().await?;
+        catalog.refresh_if_older(READ_STALENESS).await?;
         let Some(batch) = self
             .engine
             .indexes
