@@ -274,3 +274,56 @@ fn no_users_no_remote_listening() {
     let verifier = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(auth::is_verifier(&verifier), "{verifier}");
 }
+
+/// This machine's first non-loopback IPv4 address (`hostname -I`).
+fn non_loopback_address() -> Option<std::net::Ipv4Addr> {
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .find(|a| !a.is_loopback())
+}
+
+/// Listening on every address with TLS configured: a client from another
+/// address must use TLS (refused in plain text, with the reason), and
+/// gets in with it; loopback clients may use either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_from_other_hosts_must_use_tls() {
+    let address =
+        non_loopback_address().expect("this test needs a non-loopback IPv4 address (hostname -I)");
+    let (root, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let options = ServerOptions {
+        security: Security::from_config(&config(dir.path(), true)).unwrap(),
+        ..ServerOptions::default()
+    };
+    let server = TestServer::start_on(root.path(), options, "0.0.0.0:0").await;
+    let port = server.addr.port();
+    let psql = |host: String, sslmode: &str| {
+        psql_command(port)
+            .env("PGPASSWORD", ANALYST_PASSWORD)
+            .env("PGSSLMODE", sslmode)
+            .args(["-h", &host, "-U", "ana", "-At", "-c", "SELECT 7"])
+            .output()
+            .unwrap()
+    };
+    let plain = psql(address.to_string(), "disable");
+    assert!(!plain.status.success());
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(stderr.contains("requires TLS from other hosts"), "{stderr}");
+    for (host, sslmode) in [
+        (address.to_string(), "require"),
+        ("127.0.0.1".to_owned(), "disable"),
+    ] {
+        let out = psql(host.clone(), sslmode);
+        assert!(
+            out.status.success(),
+            "{host} {sslmode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7");
+    }
+    server.stop().await;
+}

@@ -32,8 +32,13 @@ impl TestServer {
 
     /// Starts a server with `options` (users, TLS) over `root`.
     pub async fn start_with(root: &Path, options: ServerOptions) -> Self {
+        Self::start_on(root, options, "127.0.0.1:0").await
+    }
+
+    /// Starts a server listening on `bind` (e.g. `0.0.0.0:0`).
+    pub async fn start_on(root: &Path, options: ServerOptions, bind: &str) -> Self {
         let engine = Engine::open(root.to_str().unwrap()).await.expect("engine");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
