@@ -294,3 +294,56 @@ fn cast_to(array: ArrayRef, to: &DataType) -> Result<ArrayRef> {
         Ok(datafusion::arrow::compute::cast(&array, to)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::datasource::MemTable;
+
+    async fn recognised(sql: &str) -> Option<PointLookup> {
+        let ctx = SessionContext::new();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let table = MemTable::try_new(schema, vec![vec![]]).unwrap();
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+        PointLookup::recognise(&plan, "public")
+    }
+
+    #[tokio::test]
+    async fn only_plain_key_lookups_are_recognised() {
+        let lookup = recognised("SELECT n, id FROM t WHERE id = $1")
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                lookup.schema.as_str(),
+                lookup.table.as_str(),
+                lookup.key.as_str()
+            ),
+            ("public", "t", "id")
+        );
+        assert_eq!((lookup.param, lookup.limit), (1, None));
+        assert_eq!(lookup.columns, ["n", "id"]);
+        let aliased = recognised("SELECT x.id AS k FROM t AS x WHERE $2 = x.n LIMIT 1")
+            .await
+            .unwrap();
+        assert_eq!((aliased.key.as_str(), aliased.param), ("n", 2));
+        assert_eq!(aliased.limit, Some(1));
+        assert_eq!(aliased.columns, ["id"]);
+        for other in [
+            "SELECT id FROM t WHERE id = $1 AND n > 0",
+            "SELECT upper(id) FROM t WHERE id = $1",
+            "SELECT id FROM t WHERE id = 'a'",
+            "SELECT id FROM t WHERE id > $1",
+            "SELECT id FROM t WHERE id = $1 LIMIT 1 OFFSET 1",
+            "SELECT count(*) FROM t WHERE id = $1",
+            "SELECT a.id FROM t a JOIN t b ON a.id = b.id WHERE a.id = $1",
+        ] {
+            assert_eq!(recognised(other).await, None, "{other}");
+        }
+    }
+}
