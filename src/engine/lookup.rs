@@ -136,7 +136,6 @@ fn placeholder(e: &Expr) -> Option<usize> {
 
 /// One table version's rows and the rows of each key.
 pub struct KeyIndex {
-    version: String,
     rows: RecordBatch,
     by_key: HashMap<ScalarValue, Vec<u32>>,
 }
@@ -146,7 +145,6 @@ impl KeyIndex {
         ctx: &SessionContext,
         provider: Arc<dyn datafusion::catalog::TableProvider>,
         key: &str,
-        version: &str,
     ) -> Result<Self> {
         let schema = provider.schema();
         let batches = ctx.read_table(provider)?.collect().await?;
@@ -162,21 +160,20 @@ impl KeyIndex {
                 .or_default()
                 .push(row as u32);
         }
-        Ok(Self {
-            version: version.to_owned(),
-            rows,
-            by_key,
-        })
+        Ok(Self { rows, by_key })
     }
 }
 
-type Slot = Arc<OnceCell<Option<Arc<KeyIndex>>>>;
+type Slot = Arc<OnceCell<Arc<KeyIndex>>>;
+/// (schema, table, key column).
+type IndexId = (String, String, String);
 
 /// The indexes built so far, one per (schema, table, key column), for the
 /// version last asked for.
 #[derive(Default)]
 pub struct KeyIndexes {
-    slots: Mutex<HashMap<(String, String, String), (String, Slot)>>,
+    /// Per index, the version its slot is for.
+    slots: Mutex<HashMap<IndexId, (String, Slot)>>,
 }
 
 impl std::fmt::Debug for KeyIndexes {
@@ -221,19 +218,11 @@ impl KeyIndexes {
         let slot = self.slot(lookup, &pointer.version);
         let index = slot
             .get_or_try_init(|| async {
-                KeyIndex::build(
-                    ctx,
-                    Arc::clone(&relation.provider),
-                    &lookup.key,
-                    &pointer.version,
-                )
-                .await
-                .map(|i| Some(Arc::new(i)))
+                KeyIndex::build(ctx, Arc::clone(&relation.provider), &lookup.key)
+                    .await
+                    .map(Arc::new)
             })
             .await?;
-        let Some(index) = index.as_ref().filter(|i| i.version == pointer.version) else {
-            return Ok(None);
-        };
         let mut rows: Vec<u32> = key_value(value.value(), &key_type)
             .and_then(|key| index.by_key.get(&key).cloned())
             .unwrap_or_default();

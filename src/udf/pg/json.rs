@@ -61,7 +61,7 @@ impl ScalarUDFImpl for JsonBuild {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        if self.object && args.args.len() % 2 != 0 {
+        if self.object && !args.args.len().is_multiple_of(2) {
             return exec_err!("argument list must have even number of elements");
         }
         let all_scalar = args
