@@ -15,6 +15,7 @@ use pgwire::api::{ClientInfo, ConnectionHandle};
 use tokio::sync::Notify;
 
 use crate::catalog::backends::{Busy, Registration, Signals};
+use crate::engine::Session;
 
 /// How another connection stops this one: the same handle a cancel
 /// request fires, and the notice that makes the server drop the socket
@@ -44,6 +45,17 @@ pub struct Registered(pub Registration);
 pub fn begin(client: &impl ClientInfo, query: &str, in_transaction: bool) -> Option<Arc<Busy>> {
     let registered = client.session_extensions().get::<Registered>()?;
     Some(registered.0.backend().begin(query, in_transaction))
+}
+
+/// Records what the statement left the session in (a transaction block,
+/// its `application_name`).
+pub fn executed(busy: Option<&Busy>, session: &Session) {
+    if let Some(b) = busy {
+        b.executed(
+            session.in_transaction(),
+            session.setting("application_name"),
+        );
+    }
 }
 
 /// The stream, keeping the connection active until it is sent.

@@ -161,12 +161,7 @@ impl SimpleQueryHandler for Connection {
             }
             let interrupt = interrupt.statement(session.setting("statement_timeout").as_deref());
             let result = interrupt.run(session.execute(stmt, None)).await;
-            if let Some(b) = &busy {
-                b.executed(
-                    session.in_transaction(),
-                    session.setting("application_name"),
-                );
-            }
+            activity::executed(busy.as_deref(), &session);
             match result {
                 Ok(outcome) => {
                     out.push(self.respond(outcome, &Format::UnifiedText, &interrupt, busy.clone()))
@@ -392,12 +387,7 @@ impl ExtendedQueryHandler for Connection {
                 session.execute(prepared.statement.clone(), params).await
             })
             .await;
-        if let Some(b) = &busy {
-            b.executed(
-                session.in_transaction(),
-                session.setting("application_name"),
-            );
-        }
+        activity::executed(busy.as_deref(), &session);
         match result {
             Ok(outcome) => {
                 expose_cursors(client, &session, &prepared.statement);
