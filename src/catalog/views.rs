@@ -12,11 +12,8 @@ use datafusion::common::{DataFusionError, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::Expr;
-use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::Column;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::projection::ProjectionExec;
 use serde::{Deserialize, Serialize};
 
 use crate::storage::comments::Comments;
@@ -89,8 +86,7 @@ impl TableProvider for ViewProvider {
             .map_err(|e| {
                 DataFusionError::Plan(format!("view {name} can no longer be planned: {e}"))
             })?;
-        let physical = state.create_physical_plan(&plan).await?;
-        let actual = physical.schema();
+        let actual = plan.schema();
         if actual.fields().len() != self.schema.fields().len() {
             return plan_err!(
                 "view {name} is out of date: it had {} columns, its query now gives {}; recreate it",
@@ -98,27 +94,26 @@ impl TableProvider for ViewProvider {
                 actual.fields().len()
             );
         }
-        // Rename and cast to the columns recorded at creation.
+        // Only the columns the reader needs, renamed and cast to those
+        // recorded at creation — on the logical plan, so the optimiser
+        // prunes what the view reads to what is used (a count of a
+        // segment reads no ids).
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let indices = projection.unwrap_or(&all);
         let exprs = indices
             .iter()
             .map(|&i| {
                 let want = self.schema.field(i);
-                let have = actual.field(i);
-                let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new(have.name(), i));
-                let expr: Arc<dyn PhysicalExpr> = if have.data_type() == want.data_type() {
+                let column = Expr::Column(datafusion::common::Column::from(actual.qualified_field(i)));
+                let expr = if actual.field(i).data_type() == want.data_type() {
                     column
                 } else {
-                    Arc::new(datafusion::physical_expr::expressions::CastExpr::new(
-                        column,
-                        want.data_type().clone(),
-                        None,
-                    ))
+                    cast(column, want.data_type().clone())
                 };
-                (expr, want.name().clone())
+                expr.alias(want.name())
             })
             .collect::<Vec<_>>();
-        Ok(Arc::new(ProjectionExec::try_new(exprs, physical)?))
+        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
+        state.create_physical_plan(&plan).await
     }
 }
