@@ -82,6 +82,11 @@ pub enum Command {
         /// settings. Without users, only loopback clients are served.
         #[arg(long, env = "PROFILEDB_CONFIG")]
         config: Option<PathBuf>,
+        /// Memory for published table versions kept decoded, e.g. `2GiB`
+        /// (0: read Parquet every time). A version is kept when about four
+        /// times its Parquet size fits.
+        #[arg(long, env = "PROFILEDB_RESIDENT_MEMORY", value_parser = config::byte_size, default_value = "2GiB")]
+        resident_memory: usize,
     },
     /// Print a SCRAM-SHA-256 verifier of the password read from standard
     /// input, for a user's `password` in the configuration file.
@@ -140,6 +145,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             listen,
             max_connections,
             config,
+            resident_memory,
         } => {
             let file = match &config {
                 Some(path) => config::ConfigFile::load(path)?,
@@ -151,6 +157,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let options = ServerOptions {
                 max_connections,
                 security,
+                resident_memory: resident_memory as u64,
                 ..ServerOptions::default()
             };
             serve(engine, addr, options).await?;

@@ -13,6 +13,7 @@ pub mod oid;
 pub mod pg_catalog;
 pub mod pg_types;
 pub mod provider;
+pub mod resident;
 pub mod scan_files;
 pub mod sources;
 pub mod table_stats;
@@ -118,6 +119,8 @@ pub struct Catalog {
     backends: backends::Backends,
     /// Index scans of tables (`pg_stat_user_tables`).
     stats: table_stats::TableStats,
+    /// Table versions held in memory (see [`resident`]).
+    resident: Arc<resident::ResidentTables>,
     /// The catalog listing and sources generation the snapshot was built
     /// from: while both are unchanged, the snapshot stays.
     built_from: Mutex<(Option<Vec<Listed>>, u64)>,
@@ -138,6 +141,7 @@ impl Catalog {
             ddl: tokio::sync::Mutex::new(()),
             backends: backends::Backends::default(),
             stats: table_stats::TableStats::default(),
+            resident: Arc::default(),
             built_from: Mutex::new((None, 0)),
             sources_generation: std::sync::atomic::AtomicU64::new(1),
             refreshed_at: Mutex::new(None),
@@ -152,6 +156,11 @@ impl Catalog {
 
     pub fn backends(&self) -> &backends::Backends {
         &self.backends
+    }
+
+    /// Table versions kept in memory (none unless a server sets a budget).
+    pub fn resident(&self) -> &resident::ResidentTables {
+        &self.resident
     }
 
     pub fn stats(&self) -> &table_stats::TableStats {
@@ -342,6 +351,13 @@ impl Catalog {
             let deleted = deletes::load_all(&self.storage, &pointer.deletes).await?;
             provider = Arc::new(ScanFiles::live(provider, &self.storage, &deleted));
         }
+        let provider = Arc::new(resident::ResidentTable::new(
+            provider,
+            format!("{}.{}", pointer.schema, pointer.name),
+            pointer.version.clone(),
+            pointer.bytes,
+            &self.resident,
+        ));
         Ok(Relation {
             schema: pointer.schema.clone(),
             name: pointer.name.clone(),

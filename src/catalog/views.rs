@@ -104,7 +104,8 @@ impl TableProvider for ViewProvider {
             .iter()
             .map(|&i| {
                 let want = self.schema.field(i);
-                let column = Expr::Column(datafusion::common::Column::from(actual.qualified_field(i)));
+                let column =
+                    Expr::Column(datafusion::common::Column::from(actual.qualified_field(i)));
                 let expr = if actual.field(i).data_type() == want.data_type() {
                     column
                 } else {

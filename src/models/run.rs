@@ -435,7 +435,7 @@ fn restrict_to_new_files(
         new_files += appended.len();
         let provider = source_as_provider(&scan.source)?;
         let subset = ScanFiles::subset(
-            provider,
+            crate::catalog::resident::file_provider(&provider),
             engine.storage(),
             appended.iter().map(|(path, _)| path),
         );

@@ -47,6 +47,9 @@ pub struct ServerOptions {
     /// How long open connections may run on after shutdown is asked for.
     pub drain: Duration,
     pub security: Security,
+    /// Bytes of published table versions kept in memory, decoded
+    /// (`catalog::resident`); 0 reads Parquet every time.
+    pub resident_memory: u64,
 }
 
 impl Default for ServerOptions {
@@ -55,6 +58,7 @@ impl Default for ServerOptions {
             max_connections: 100,
             drain: Duration::from_secs(5),
             security: Security::default(),
+            resident_memory: crate::catalog::resident::DEFAULT_BUDGET,
         }
     }
 }
@@ -105,8 +109,9 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| Error::io("reading the listen address", e))?;
     check_listen(&local, options.security.users.is_some())?;
-    // Temporary tables of sessions a stopped server never ended.
     let catalog = engine.catalog();
+    catalog.resident().set_budget(options.resident_memory);
+    // Temporary tables of sessions a stopped server never ended.
     for schema in catalog.snapshot().schemas.keys() {
         if schema.starts_with(crate::catalog::TEMP_SCHEMA_PREFIX) {
             catalog.drop_schema(schema, true, true).await?;

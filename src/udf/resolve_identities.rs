@@ -188,7 +188,11 @@ impl ResolveIdentitiesTable {
             .relation(DEFAULT_SCHEMA, &self.table)
             .cloned()
             .ok_or_else(|| DataFusionError::Plan(format!("no table {}", self.table)))?;
-        let subset = ScanFiles::subset(relation.provider, self.catalog.storage(), files);
+        let subset = ScanFiles::subset(
+            crate::catalog::resident::file_provider(&relation.provider),
+            self.catalog.storage(),
+            files,
+        );
         let columns: Vec<Expr> = INPUT_COLUMNS
             .iter()
             .map(|&c| match c {

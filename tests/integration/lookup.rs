@@ -93,6 +93,15 @@ async fn prepared_point_lookups_use_the_key_index() {
         .await
         .unwrap();
     assert!(client.query(&by_n, &[&1i64]).await.unwrap().is_empty());
+    // Scans read the new versions too (from memory once loaded).
+    for _ in 0..2 {
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM ids", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, total + 1, "all, two added, one deleted");
+    }
 
     let counted: i64 = client
         .query_one(
