@@ -10,9 +10,9 @@
 //!
 //! [`ResidentTable`] wraps the provider a published table is read through
 //! (deleted rows already excluded). Its first scan loads the whole version
-//! when the version's Parquet size fits what is left of the budget, and
-//! serves that scan and the following ones from memory; a version that
-//! does not fit is scanned from Parquet as before. Loading a newer version
+//! when about four times its Parquet size fits the budget, and serves that
+//! scan and the following ones from memory; a version that does not fit is
+//! scanned from Parquet as before. Loading a newer version
 //! of a table drops the older one; past the budget, the versions used
 //! longest ago are dropped first.
 
@@ -43,7 +43,7 @@ struct Entry {
     used: u64,
 }
 
-/// The resident versions of one process, by version id.
+/// The resident versions of one process, by `schema.table@version`.
 pub struct ResidentTables {
     /// Bytes of decoded batches kept at most; 0 keeps none.
     budget: std::sync::atomic::AtomicU64,
@@ -176,8 +176,10 @@ impl ResidentTable {
     ) -> Self {
         Self {
             inner,
+            // Version ids are unique, but a key naming the table as well
+            // cannot mix two tables up.
+            version: format!("{table}@{version}"),
             table,
-            version,
             parquet_bytes,
             resident: Arc::clone(resident),
         }
