@@ -256,6 +256,12 @@ async fn run_models(
             }
             Event::Finished(m) => {
                 let line = match m.status {
+                    ModelStatus::Built if m.mode == BuildMode::View => {
+                        format!(
+                            "  ok    {:<22} {:>12} {:>15} {:>8.2} s",
+                            m.model, "view", "", m.seconds
+                        )
+                    }
                     ModelStatus::Built => format!(
                         "  ok    {:<22} {:>12} rows {:>10} {:>8.2} s{}",
                         m.model,
@@ -273,6 +279,7 @@ async fn run_models(
                             BuildMode::Incremental =>
                                 format!("  (incremental: +{} rows)", m.new_rows),
                             BuildMode::Unchanged => "  (unchanged)".to_owned(),
+                            BuildMode::View => String::new(),
                         }
                     ),
                     ModelStatus::Failed => format!(

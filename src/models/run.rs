@@ -56,6 +56,8 @@ pub enum BuildMode {
     /// No new raw files (incremental), or a rebuild with the current
     /// version's content: the current version was kept.
     Unchanged,
+    /// A view model: (re)created, nothing stored.
+    View,
 }
 
 #[derive(Debug, Clone)]
@@ -156,9 +158,9 @@ pub async fn run(
                     new_rows: built.new_rows,
                     deleted_rows: built.deleted_rows,
                     compacted: built.compacted,
-                    rows: built.pointer.rows,
-                    bytes: built.pointer.bytes,
-                    files: built.pointer.files.len(),
+                    rows: built.pointer.as_ref().map_or(0, |p| p.rows),
+                    bytes: built.pointer.as_ref().map_or(0, |p| p.bytes),
+                    files: built.pointer.as_ref().map_or(0, |p| p.files.len()),
                     seconds: started.elapsed().as_secs_f64(),
                     error: None,
                 },
@@ -187,7 +189,8 @@ pub async fn run(
 }
 
 struct Built {
-    pointer: TablePointer,
+    /// The version published (none for a view).
+    pointer: Option<TablePointer>,
     mode: BuildMode,
     new_rows: u64,
     deleted_rows: u64,
@@ -211,6 +214,22 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
         },
     };
     let catalog = engine.catalog();
+    let existing = catalog
+        .snapshot()
+        .relation(DEFAULT_SCHEMA, name)
+        .map(|r| r.kind);
+    if node.config.materialized == Materialized::View {
+        return build_view(engine, node, existing).await.map_err(other_err);
+    }
+    if existing == Some(RelationKind::View) {
+        // A view model that became a table.
+        execute_sql(
+            engine,
+            &format!("DROP VIEW \"{DEFAULT_SCHEMA}\".\"{name}\""),
+        )
+        .await
+        .map_err(other_err)?;
+    }
     let current = catalog
         .snapshot()
         .relation(DEFAULT_SCHEMA, name)
@@ -249,7 +268,7 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
             Some((_, 0)) => {
                 // Nothing arrived: the current version stands.
                 return Ok(Built {
-                    pointer: current,
+                    pointer: Some(current),
                     mode: BuildMode::Unchanged,
                     new_rows: 0,
                     deleted_rows: 0,
@@ -336,8 +355,49 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
         new_rows: published.new_rows,
         deleted_rows: published.deleted_rows,
         compacted,
-        pointer,
+        pointer: Some(pointer),
     })
+}
+
+/// A view model: `CREATE OR REPLACE VIEW public.<model> AS <its SQL>`,
+/// planned now, so a model that no longer plans fails its run, and read
+/// against the current versions of what it names whenever it is read.
+async fn build_view(
+    engine: &Arc<Engine>,
+    node: &Node,
+    existing: Option<RelationKind>,
+) -> Result<Built> {
+    let name = &node.model.name;
+    if existing == Some(RelationKind::Table) {
+        // A table model that became a view.
+        execute_sql(
+            engine,
+            &format!("DROP TABLE \"{DEFAULT_SCHEMA}\".\"{name}\""),
+        )
+        .await?;
+    }
+    let sql = node.sql.trim().trim_end_matches(';');
+    execute_sql(
+        engine,
+        &format!("CREATE OR REPLACE VIEW \"{DEFAULT_SCHEMA}\".\"{name}\" AS {sql}"),
+    )
+    .await?;
+    Ok(Built {
+        pointer: None,
+        mode: BuildMode::View,
+        new_rows: 0,
+        deleted_rows: 0,
+        compacted: false,
+    })
+}
+
+/// Runs DDL as a client would send it, in a session of the engine.
+async fn execute_sql(engine: &Arc<Engine>, sql: &str) -> Result<()> {
+    let mut session = engine.session();
+    for statement in session.parse(sql)? {
+        session.execute(statement, None).await?;
+    }
+    Ok(())
 }
 
 /// Whether a version's deleted rows are a quarter of its data files' rows

@@ -18,6 +18,9 @@ pub enum Materialized {
     /// Appends the rows of the raw files that arrived since its last
     /// successful run (see [`super::run`]).
     Incremental,
+    /// A persisted view: nothing is stored, readers plan its SQL against
+    /// the current versions of what it reads.
+    View,
 }
 
 /// The settings of a model's `{{ config(...) }}` call.
@@ -51,10 +54,13 @@ pub fn render(template: &str, incremental: bool) -> Result<Rendered, String> {
                 c.materialized = match m.as_str() {
                     "table" => Materialized::Table,
                     "incremental" => Materialized::Incremental,
+                    "view" => Materialized::View,
                     other => {
                         return Err(JinjaError::new(
                             ErrorKind::InvalidOperation,
-                            format!("materialized='{other}' is not supported (table, incremental)"),
+                            format!(
+                                "materialized='{other}' is not supported (table, view, incremental)"
+                            ),
                         ));
                     }
                 };

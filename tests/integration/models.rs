@@ -204,3 +204,72 @@ async fn profile_ids_survive_merges_and_splits_with_redirects() {
     assert_eq!(history[1], (a.clone(), b2.clone(), "split".to_owned()));
     server.stop().await;
 }
+
+/// `materialized='view'`: the model is a persisted view (relkind `v`) that
+/// models after it read, and it reads the current version of what it
+/// names; a table model may become a view and back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_models_are_views_read_by_later_models() {
+    let root = generated_root(200, 81).await;
+    let models = copy_default_models(&root.path().join("my_models"));
+    std::fs::write(
+        models.join("loyal.sql"),
+        "{{ config(materialized='view') }}\n\
+         SELECT profile_id, order_count FROM {{ ref('profiles') }} WHERE order_count >= 2;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        models.join("loyal_count.sql"),
+        "SELECT count(*) AS n FROM {{ ref('loyal') }}",
+    )
+    .unwrap();
+    let report = run_models(root.path(), Some(&models)).await;
+    assert!(report.failed().is_empty(), "{:?}", report.failed());
+    let loyal = report.models.iter().find(|m| m.model == "loyal").unwrap();
+    assert_eq!(loyal.mode, profiledb::models::run::BuildMode::View);
+
+    let server = TestServer::start(root.path()).await;
+    let client = server.client().await;
+    let kind: String = client
+        .query_one(
+            "SELECT relkind::text FROM pg_class WHERE relname = 'loyal'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kind, "v");
+    let expected: i64 = client
+        .query_one("SELECT count(*) FROM profiles WHERE order_count >= 2", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(expected > 0);
+    for sql in ["SELECT count(*) FROM loyal", "SELECT n FROM loyal_count"] {
+        let n: i64 = client.query_one(sql, &[]).await.unwrap().get(0);
+        assert_eq!(n, expected, "{sql}");
+    }
+    server.stop().await;
+
+    // The view model becomes a table, then a view again.
+    let view_sql = std::fs::read_to_string(models.join("loyal.sql")).unwrap();
+    std::fs::write(
+        models.join("loyal.sql"),
+        view_sql.replace("materialized='view'", "materialized='table'"),
+    )
+    .unwrap();
+    let report = run_models(root.path(), Some(&models)).await;
+    assert!(report.failed().is_empty(), "{:?}", report.failed());
+    let server = TestServer::start(root.path()).await;
+    let (ok, out, err) = server.psql(&[
+        "-At",
+        "-c",
+        "SELECT relkind FROM pg_class WHERE relname = 'loyal'",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "r");
+    server.stop().await;
+    std::fs::write(models.join("loyal.sql"), view_sql).unwrap();
+    let report = run_models(root.path(), Some(&models)).await;
+    assert!(report.failed().is_empty(), "{:?}", report.failed());
+}
