@@ -92,7 +92,8 @@ impl ResidentTables {
         Some(Arc::clone(&entry.batches))
     }
 
-    fn fits(&self, parquet_bytes: u64) -> bool {
+    /// Whether a version of this Parquet size may be kept.
+    pub fn fits(&self, parquet_bytes: u64) -> bool {
         let budget = self.budget();
         budget > 0 && parquet_bytes.saturating_mul(DECODED_PER_PARQUET_BYTE) <= budget
     }

@@ -13,9 +13,9 @@
 //!
 //! Published versions are immutable, so an index is exact for its version;
 //! a newer version (a model run, an INSERT) gets a new index on first use
-//! and the old one is dropped. Tables past [`MAX_INDEXED_ROWS`] are not
-//! indexed and take the ordinary path, as does every statement that is not
-//! of this shape.
+//! and the old one is dropped. Only tables the server may keep in memory
+//! (`--resident-memory`, see `catalog::resident`) are indexed; others take
+//! the ordinary path, as does every statement that is not of this shape.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,10 +30,6 @@ use tokio::sync::OnceCell;
 
 use crate::catalog::{Catalog, RelationKind};
 use crate::error::Result;
-
-/// Tables up to this many rows are indexed (about 100 bytes of index per
-/// row besides the rows themselves).
-pub const MAX_INDEXED_ROWS: u64 = 20_000_000;
 
 /// A prepared statement that is a point lookup.
 #[derive(Debug, Clone, PartialEq)]
@@ -201,7 +197,7 @@ impl KeyIndexes {
         let Some(pointer) = relation.pointer.as_ref() else {
             return Ok(None);
         };
-        if relation.kind != RelationKind::Table || pointer.rows > MAX_INDEXED_ROWS {
+        if relation.kind != RelationKind::Table || !catalog.resident().fits(pointer.bytes) {
             return Ok(None);
         }
         let ParamValues::List(values) = params else {
