@@ -223,6 +223,7 @@ mod tests {
             name: name.into(),
             path: format!("{name}.sql"),
             sql: sql.into(),
+            seed: None,
         }
     }
 

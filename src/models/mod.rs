@@ -15,13 +15,16 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// A model: a table name and the query that builds it.
+/// A model: a table name and the query that builds it, or a seed: a
+/// CSV file loaded as a table (dbt's seeds).
 #[derive(Debug, Clone)]
 pub struct Model {
     pub name: String,
     /// Where it came from (a file path, or `builtin:sql/<name>.sql`).
     pub path: String,
     pub sql: String,
+    /// For a seed, its CSV file (`sql` is then a placeholder).
+    pub seed: Option<std::path::PathBuf>,
 }
 
 /// The shipped models.
@@ -66,46 +69,36 @@ pub fn default_models() -> Vec<Model> {
             name: (*name).to_owned(),
             path: format!("builtin:sql/{name}.sql"),
             sql: (*sql).to_owned(),
+            seed: None,
         })
         .collect()
 }
 
-/// Loads every `*.sql` file of `dir` (not recursive) as a model.
+/// Loads every `*.sql` file of `dir` (not recursive) as a model, and every
+/// `*.csv` file of `dir/seeds/` as a seed.
 pub fn load_dir(dir: &Path) -> Result<Vec<Model>> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(format!("reading models folder {}", dir.display()), e))?;
     let mut models = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| Error::io(format!("reading models folder {}", dir.display()), e))?
-            .path();
-        if path.extension().is_none_or(|e| e != "sql") {
-            continue;
-        }
-        let name = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .ok_or_else(|| {
-                Error::Config(format!("model file name is not UTF-8: {}", path.display()))
-            })?
-            .to_owned();
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            || name.starts_with(|c: char| c.is_ascii_digit())
-        {
-            return Err(Error::Model {
-                model: name,
-                path: path.display().to_string(),
-                message: "a model's file name must be a valid table name (letters, digits, _)"
-                    .into(),
-            });
-        }
+    for path in files_with_extension(dir, "sql")? {
+        let name = model_name(&path)?;
         let sql = std::fs::read_to_string(&path)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         models.push(Model {
             name,
             path: path.display().to_string(),
             sql,
+            seed: None,
         });
+    }
+    let seeds = dir.join("seeds");
+    if seeds.is_dir() {
+        for path in files_with_extension(&seeds, "csv")? {
+            models.push(Model {
+                name: model_name(&path)?,
+                path: path.display().to_string(),
+                sql: "SELECT 1".into(),
+                seed: Some(path),
+            });
+        }
     }
     if models.is_empty() {
         return Err(Error::Config(format!(
@@ -115,6 +108,42 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Model>> {
     }
     models.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(models)
+}
+
+/// The files of `dir` (not recursive) ending in `.extension`.
+fn files_with_extension(dir: &Path, extension: &str) -> Result<Vec<std::path::PathBuf>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("reading models folder {}", dir.display()), e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::io(format!("reading models folder {}", dir.display()), e))?
+            .path();
+        if path.extension().is_some_and(|e| e == extension) {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// The table a model or seed file builds: its file name, which must be a
+/// valid table name.
+fn model_name(path: &Path) -> Result<String> {
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| Error::Config(format!("model file name is not UTF-8: {}", path.display())))?
+        .to_owned();
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || name.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(Error::Model {
+            model: name,
+            path: path.display().to_string(),
+            message: "a model's file name must be a valid table name (letters, digits, _)".into(),
+        });
+    }
+    Ok(name)
 }
 
 #[cfg(test)]

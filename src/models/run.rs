@@ -230,6 +230,9 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
         .await
         .map_err(other_err)?;
     }
+    if let Some(csv) = &node.model.seed {
+        return build_seed(engine, name, csv).await.map_err(other_err);
+    }
     let current = catalog
         .snapshot()
         .relation(DEFAULT_SCHEMA, name)
@@ -388,6 +391,46 @@ async fn build_view(
         new_rows: 0,
         deleted_rows: 0,
         compacted: false,
+    })
+}
+
+/// A seed: its CSV file (with a header; column types inferred from the
+/// values) published as a table. A CSV whose rows did not change keeps the
+/// table's version.
+async fn build_seed(engine: &Arc<Engine>, name: &str, csv: &std::path::Path) -> Result<Built> {
+    let path = csv.display().to_string();
+    let content =
+        std::fs::read_to_string(csv).map_err(|e| Error::io(format!("reading {path}"), e))?;
+    let options = datafusion::prelude::CsvReadOptions::new()
+        .has_header(true)
+        .file_extension(".csv");
+    let stream = engine
+        .session()
+        .context()
+        .read_csv(path.as_str(), options)
+        .await?
+        .execute_stream()
+        .await?;
+    let meta = VersionMeta {
+        produced_by: Some(format!("seed {path}")),
+        inputs: BTreeMap::new(),
+        sql_hash: Some(sql_digest(&content)),
+        append_to: None,
+        deletes: None,
+    };
+    let published =
+        publish::publish_version(engine.storage(), DEFAULT_SCHEMA, name, stream, meta).await?;
+    engine.catalog().refresh().await?;
+    Ok(Built {
+        mode: if published.unchanged {
+            BuildMode::Unchanged
+        } else {
+            BuildMode::Full
+        },
+        new_rows: published.new_rows,
+        deleted_rows: 0,
+        compacted: false,
+        pointer: Some(published.pointer),
     })
 }
 

@@ -273,3 +273,98 @@ async fn view_models_are_views_read_by_later_models() {
     let report = run_models(root.path(), Some(&models)).await;
     assert!(report.failed().is_empty(), "{:?}", report.failed());
 }
+
+/// Seeds: each CSV of `<models>/seeds/` is a table (header, inferred
+/// types) that models reference like any other; an unchanged CSV keeps its
+/// version, and a broken one fails with its file named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_are_tables_models_read() {
+    let root = generated_root(200, 82).await;
+    let models = copy_default_models(&root.path().join("my_models"));
+    run_models(root.path(), Some(&models)).await;
+    let server = TestServer::start(root.path()).await;
+    let client = server.client().await;
+    let countries: Vec<String> = client
+        .query(
+            "SELECT DISTINCT country FROM profiles WHERE country IS NOT NULL ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let with_country: i64 = client
+        .query_one("SELECT count(country) FROM profiles", &[])
+        .await
+        .unwrap()
+        .get(0);
+    server.stop().await;
+    assert!(countries.len() > 1);
+
+    std::fs::create_dir_all(models.join("seeds")).unwrap();
+    let mut csv = String::from("country,region,weight\n");
+    for (i, c) in countries.iter().enumerate() {
+        csv.push_str(&format!(
+            "{c},{},{}\n",
+            if i % 2 == 0 { "even" } else { "odd" },
+            i + 1
+        ));
+    }
+    std::fs::write(models.join("seeds/country_regions.csv"), &csv).unwrap();
+    std::fs::write(
+        models.join("profiles_by_region.sql"),
+        "SELECT r.region, count(*) AS n FROM {{ ref('profiles') }} p \
+         JOIN {{ ref('country_regions') }} r ON p.country = r.country GROUP BY r.region",
+    )
+    .unwrap();
+    let report = run_models(root.path(), Some(&models)).await;
+    assert!(report.failed().is_empty(), "{:?}", report.failed());
+    let order: Vec<&str> = report.models.iter().map(|m| m.model.as_str()).collect();
+    let position = |m: &str| order.iter().position(|x| *x == m).unwrap();
+    assert!(position("country_regions") < position("profiles_by_region"));
+
+    let server = TestServer::start(root.path()).await;
+    let client = server.client().await;
+    let types: Vec<String> = client
+        .query(
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_name = 'country_regions' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(types, ["text", "text", "bigint"]);
+    let total: i64 = client
+        .query_one("SELECT sum(n)::bigint FROM profiles_by_region", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, with_country);
+    server.stop().await;
+
+    // Unchanged: the seed keeps its version. Broken: the run says where.
+    let report = run_models(root.path(), Some(&models)).await;
+    let seed = report
+        .models
+        .iter()
+        .find(|m| m.model == "country_regions")
+        .unwrap();
+    assert_eq!(seed.mode, profiledb::models::run::BuildMode::Unchanged);
+    std::fs::write(
+        models.join("seeds/country_regions.csv"),
+        format!("{csv}XX,odd,1,extra\n"),
+    )
+    .unwrap();
+    let report = run_models(root.path(), Some(&models)).await;
+    let failed = report.failed();
+    let seed = failed
+        .iter()
+        .find(|m| m.model == "country_regions")
+        .expect("the seed fails");
+    let error = seed.error.as_deref().unwrap();
+    assert!(error.contains("country_regions.csv"), "{error}");
+}
