@@ -20,8 +20,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{concat_batches, take};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, new_empty_array};
+use datafusion::arrow::compute::interleave;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue, TableReference};
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
@@ -130,10 +130,13 @@ fn placeholder(e: &Expr) -> Option<usize> {
     }
 }
 
-/// One table version's rows and the rows of each key.
+/// One table version's rows (the batches its scan gave, shared with the
+/// resident copy, not copied) and where each key's rows are.
 pub struct KeyIndex {
-    rows: RecordBatch,
-    by_key: HashMap<ScalarValue, Vec<u32>>,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    /// Key → (batch, row) of each row holding it.
+    by_key: HashMap<ScalarValue, Vec<(usize, usize)>>,
 }
 
 impl KeyIndex {
@@ -143,20 +146,36 @@ impl KeyIndex {
         key: &str,
     ) -> Result<Self> {
         let schema = provider.schema();
+        let key = schema.index_of(key)?;
         let batches = ctx.read_table(provider)?.collect().await?;
-        let rows = concat_batches(&schema, &batches)?;
-        let keys = rows.column(schema.index_of(key)?);
-        let mut by_key: HashMap<ScalarValue, Vec<u32>> = HashMap::with_capacity(rows.num_rows());
-        for row in 0..rows.num_rows() {
-            if keys.is_null(row) {
-                continue;
+        let mut by_key: HashMap<ScalarValue, Vec<(usize, usize)>> = HashMap::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let keys = batch.column(key);
+            for row in 0..batch.num_rows() {
+                if keys.is_null(row) {
+                    continue;
+                }
+                by_key
+                    .entry(ScalarValue::try_from_array(keys, row)?)
+                    .or_default()
+                    .push((b, row));
             }
-            by_key
-                .entry(ScalarValue::try_from_array(keys, row)?)
-                .or_default()
-                .push(row as u32);
         }
-        Ok(Self { rows, by_key })
+        Ok(Self {
+            schema,
+            batches,
+            by_key,
+        })
+    }
+
+    /// Column `name` of the rows at `at`.
+    fn column(&self, name: &str, at: &[(usize, usize)]) -> Result<ArrayRef> {
+        let i = self.schema.index_of(name)?;
+        if self.batches.is_empty() {
+            return Ok(new_empty_array(self.schema.field(i).data_type()));
+        }
+        let columns: Vec<&dyn Array> = self.batches.iter().map(|b| b.column(i).as_ref()).collect();
+        Ok(interleave(&columns, at)?)
     }
 }
 
@@ -219,7 +238,7 @@ impl KeyIndexes {
                     .map(Arc::new)
             })
             .await?;
-        let mut rows: Vec<u32> = key_value(value.value(), &key_type)
+        let mut rows: Vec<(usize, usize)> = key_value(value.value(), &key_type)
             .and_then(|key| index.by_key.get(&key).cloned())
             .unwrap_or_default();
         if let Some(limit) = lookup.limit {
@@ -228,16 +247,11 @@ impl KeyIndexes {
         catalog
             .stats()
             .index_scan(&lookup.schema, &lookup.table, rows.len());
-        let rows = UInt32Array::from(rows);
         let columns = lookup
             .columns
             .iter()
             .zip(schema.fields())
-            .map(|(name, field)| {
-                let column = index.rows.column(index.rows.schema().index_of(name)?);
-                let taken = take(column.as_ref(), &rows, None)?;
-                cast_to(taken, field.data_type())
-            })
+            .map(|(name, field)| cast_to(index.column(name, &rows)?, field.data_type()))
             .collect::<Result<Vec<ArrayRef>>>()?;
         Ok(Some(RecordBatch::try_new(Arc::clone(schema), columns)?))
     }

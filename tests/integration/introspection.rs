@@ -242,6 +242,10 @@ async fn client_introspection_answers_as_postgresql_does() {
         "SELECT w FROM unnest('{a,\"b c\",NULL,d}'::text[]) AS w WHERE w <> ALL ('{d, x}'::text[]) ORDER BY 1",
         "SELECT 'x' = ANY('{x,y}'::text[]) AS found, 3 = ANY('{1,2}'::int[]) AS missing",
         "SELECT catcode, catdesc FROM pg_catalog.pg_get_keywords() WHERE word IN ('select', 'from')",
+        "SELECT json_build_object('a', 1, 'b', 'x', 'c', NULL, 'd', ARRAY[1,2], 'e', true, 'f', 1.5) AS o, \
+         json_build_array(1, 'a', NULL) AS a",
+        "SELECT x, n FROM information_schema._pg_expandarray(ARRAY['p', 'q']) ORDER BY n",
+        "SELECT s FROM generate_subscripts(ARRAY[3, 4, 5], 1, true) AS s",
     ] {
         assert_eq!(
             answer(&ours, sql).await,

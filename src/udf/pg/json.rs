@@ -64,16 +64,15 @@ impl ScalarUDFImpl for JsonBuild {
         if self.object && !args.args.len().is_multiple_of(2) {
             return exec_err!("argument list must have even number of elements");
         }
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if all_scalar { 1 } else { args.number_rows };
-        let columns: Vec<ArrayRef> = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<Result<_>>()?;
+        super::row_wise(&args.args, args.number_rows, |columns, rows| {
+            self.build(&columns, rows)
+        })
+    }
+}
+
+impl JsonBuild {
+    /// The JSON text of each row.
+    fn build(&self, columns: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
         // PostgreSQL's spacing: `{"a" : 1, "b" : [1,2]}`, `[1, "a"]`.
         let mut out = StringBuilder::new();
         for row in 0..rows {
@@ -96,12 +95,7 @@ impl ScalarUDFImpl for JsonBuild {
             };
             out.append_value(text);
         }
-        let out: ArrayRef = Arc::new(out.finish());
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(out))
-        }
+        Ok(Arc::new(out.finish()))
     }
 }
 

@@ -119,27 +119,37 @@ impl ScalarUDFImpl for PgFn {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let rows = if all_scalar { 1 } else { args.number_rows };
-        let call = PgCall {
-            args: args
-                .args
-                .iter()
-                .map(|a| a.to_array(rows))
-                .collect::<Result<_>>()?,
-            rows,
-            catalog: &self.catalog,
-            config: &args.config_options,
-        };
-        let out = (self.body)(&call)?;
-        if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(out))
-        }
+        let config = Arc::clone(&args.config_options);
+        row_wise(&args.args, args.number_rows, |columns, rows| {
+            (self.body)(&PgCall {
+                args: columns,
+                rows,
+                catalog: &self.catalog,
+                config: &config,
+            })
+        })
+    }
+}
+
+/// Calls `body` with the arguments as arrays of the rows it is called for
+/// (one row when every argument is a constant, and then a constant
+/// result).
+pub(super) fn row_wise(
+    args: &[ColumnarValue],
+    number_rows: usize,
+    body: impl FnOnce(Vec<ArrayRef>, usize) -> Result<ArrayRef>,
+) -> Result<ColumnarValue> {
+    let all_scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    let rows = if all_scalar { 1 } else { number_rows };
+    let columns = args
+        .iter()
+        .map(|a| a.to_array(rows))
+        .collect::<Result<_>>()?;
+    let out = body(columns, rows)?;
+    if all_scalar {
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+    } else {
+        Ok(ColumnarValue::Array(out))
     }
 }
 
