@@ -269,7 +269,11 @@ async fn run_models(
                         human_bytes(m.bytes),
                         m.seconds,
                         match m.mode {
-                            BuildMode::Full => String::new(),
+                            BuildMode::Full => m
+                                .note
+                                .as_ref()
+                                .map(|n| format!("  (rebuilt: {n})"))
+                                .unwrap_or_default(),
                             BuildMode::Incremental if m.deleted_rows > 0 => format!(
                                 "  (incremental: +{} -{} rows{})",
                                 m.new_rows,

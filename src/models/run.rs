@@ -24,18 +24,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DFStatement;
 
 use super::dag::{self, Node};
+use super::merge::{self, Merge};
 use super::template::{self, Materialized};
 use crate::catalog::scan_files::ScanFiles;
 use crate::catalog::{DEFAULT_SCHEMA, RelationKind};
 use crate::engine::{DeltaTarget, Engine, FullRefresh};
 use crate::error::{Error, Result};
+use crate::storage::deletes::{NewDeletes, PendingDeletes};
 use crate::storage::publish::{self, InputFiles, TablePointer, VersionMeta};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +80,8 @@ pub struct ModelMetrics {
     pub files: usize,
     pub seconds: f64,
     pub error: Option<String>,
+    /// Why an incremental model was rebuilt whole.
+    pub note: Option<String>,
 }
 
 /// Progress, for a display.
@@ -147,6 +153,7 @@ pub async fn run(
                 files: 0,
                 seconds: 0.0,
                 error: Some(format!("skipped: {failed} failed")),
+                note: None,
             }
         } else {
             let started = Instant::now();
@@ -163,6 +170,7 @@ pub async fn run(
                     files: built.pointer.as_ref().map_or(0, |p| p.files.len()),
                     seconds: started.elapsed().as_secs_f64(),
                     error: None,
+                    note: built.note,
                 },
                 Err(e) => {
                     broken.insert(name.clone());
@@ -178,6 +186,7 @@ pub async fn run(
                         files: 0,
                         seconds: started.elapsed().as_secs_f64(),
                         error: Some(e.to_string()),
+                        note: None,
                     }
                 }
             }
@@ -195,6 +204,8 @@ struct Built {
     new_rows: u64,
     deleted_rows: u64,
     compacted: bool,
+    /// Why an incremental model was rebuilt whole.
+    note: Option<String>,
 }
 
 async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Result<Built> {
@@ -251,6 +262,7 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
     // An incremental build, when the current version allows one.
     let mut plan = None;
     let mut append_to = None;
+    let mut note = None;
     if node.config.materialized == Materialized::Incremental
         && !options.full_refresh
         && let Some(current) = current
@@ -268,7 +280,7 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
         };
         let full = session.plan(stmt).await.map_err(other_err)?;
         match restrict_to_new_files(engine, &full, &current)? {
-            Some((_, 0)) => {
+            Some(new) if new.files == 0 => {
                 // Nothing arrived: the current version stands.
                 return Ok(Built {
                     pointer: Some(current),
@@ -276,11 +288,44 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
                     new_rows: 0,
                     deleted_rows: 0,
                     compacted: false,
+                    note: None,
                 });
             }
-            Some((restricted, _)) if same_columns(restricted.schema().as_arrow(), &current) => {
-                plan = Some(restricted);
-                append_to = Some(current);
+            Some(new) if same_columns(new.plan.schema().as_arrow(), &current) => {
+                if node.config.unique_key.is_empty() {
+                    plan = Some(new.plan);
+                    append_to = Some(current);
+                } else {
+                    let DFStatement::Statement(stmt) = &node.statement else {
+                        return Err(model_err(DataFusionError::Plan("not a query".into())));
+                    };
+                    let everything = session.plan(stmt).await.map_err(other_err)?;
+                    let inputs = input_files(engine, node, &everything);
+                    let merged = merge::merge(
+                        session.context(),
+                        engine.storage(),
+                        &node.config,
+                        everything,
+                        new.plan,
+                        &new.sources,
+                        &current,
+                    )
+                    .await
+                    .map_err(other_err)?;
+                    match merged {
+                        Merge::Rows { rows, deletes } => {
+                            return publish_merge(
+                                engine, node, current, rows, deletes, inputs, &sql_hash,
+                            )
+                            .await
+                            .map_err(other_err);
+                        }
+                        Merge::Rebuild(reason) => {
+                            tracing::info!(model = %name, %reason, "rebuilt whole");
+                            note = Some(reason);
+                        }
+                    }
+                }
             }
             _ => {}
         }
@@ -359,6 +404,7 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
         deleted_rows: published.deleted_rows,
         compacted,
         pointer: Some(pointer),
+        note,
     })
 }
 
@@ -391,6 +437,7 @@ async fn build_view(
         new_rows: 0,
         deleted_rows: 0,
         compacted: false,
+        note: None,
     })
 }
 
@@ -431,6 +478,57 @@ async fn build_seed(engine: &Arc<Engine>, name: &str, csv: &std::path::Path) -> 
         deleted_rows: 0,
         compacted: false,
         pointer: Some(published.pointer),
+        note: None,
+    })
+}
+
+/// Publishes a merge: the current version less the rows it replaces, plus
+/// the recomputed rows.
+async fn publish_merge(
+    engine: &Arc<Engine>,
+    node: &Node,
+    current: TablePointer,
+    rows: Vec<RecordBatch>,
+    deletes: NewDeletes,
+    inputs: BTreeMap<String, InputFiles>,
+    sql_hash: &str,
+) -> Result<Built> {
+    let name = &node.model.name;
+    let schema = current.arrow_schema()?;
+    let rows = rows
+        .into_iter()
+        .map(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let pending = Arc::new(PendingDeletes::default());
+    pending.put(deletes);
+    let stream = Box::pin(RecordBatchStreamAdapter::new(
+        Arc::clone(&schema),
+        futures::stream::iter(rows.into_iter().map(Ok)),
+    ));
+    let meta = VersionMeta {
+        produced_by: Some(format!("model {name} ({})", node.model.path)),
+        inputs,
+        sql_hash: Some(sql_hash.to_owned()),
+        append_to: Some(current),
+        deletes: Some(pending),
+    };
+    let published =
+        publish::publish_version(engine.storage(), DEFAULT_SCHEMA, name, stream, meta.clone())
+            .await?;
+    engine.catalog().refresh().await?;
+    let mut pointer = published.pointer;
+    let compacted = needs_compaction(&pointer);
+    if compacted {
+        pointer = compact(engine, name, meta).await?;
+        engine.catalog().refresh().await?;
+    }
+    Ok(Built {
+        mode: BuildMode::Incremental,
+        new_rows: published.new_rows,
+        deleted_rows: published.deleted_rows,
+        compacted,
+        pointer: Some(pointer),
+        note: None,
     })
 }
 
@@ -502,19 +600,29 @@ fn reads_one_relation(plan: &LogicalPlan) -> bool {
     }
 }
 
+/// A model's plan over the raw files that arrived since its last run.
+struct NewFiles {
+    plan: LogicalPlan,
+    /// How many files arrived.
+    files: usize,
+    /// Each raw source the plan reads, restricted to its new files.
+    sources: merge::NewSources,
+}
+
 /// The plan with each raw source read only from the files that arrived
-/// since `current` was built, and how many such files there are; None when
-/// an incremental build is not possible (a source was not read before, or
-/// was rewritten rather than appended to).
+/// since `current` was built; None when an incremental build is not
+/// possible (a source was not read before, or was rewritten rather than
+/// appended to).
 fn restrict_to_new_files(
     engine: &Arc<Engine>,
     plan: &LogicalPlan,
     current: &TablePointer,
-) -> Result<Option<(LogicalPlan, usize)>> {
+) -> Result<Option<NewFiles>> {
     let catalog = engine.catalog();
     let snapshot = catalog.snapshot();
     let mut possible = true;
     let mut new_files = 0;
+    let mut sources: merge::NewSources = Vec::new();
     let restricted = plan.clone().transform_up(|node| {
         let LogicalPlan::TableScan(mut scan) = node else {
             return Ok(Transformed::no(node));
@@ -542,10 +650,16 @@ fn restrict_to_new_files(
             engine.storage(),
             appended.iter().map(|(path, _)| path),
         );
-        scan.source = provider_as_source(Arc::new(subset));
+        let subset: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(subset);
+        sources.push((name.to_owned(), Arc::clone(&subset)));
+        scan.source = provider_as_source(subset);
         Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
     })?;
-    Ok(possible.then_some((restricted.data, new_files)))
+    Ok(possible.then_some(NewFiles {
+        plan: restricted.data,
+        files: new_files,
+        sources,
+    }))
 }
 
 /// The files of everything the model reads: the relations its plan scans

@@ -28,6 +28,103 @@ pub enum Materialized {
 pub struct ModelConfig {
     pub materialized: Materialized,
     pub tags: Vec<String>,
+    /// An incremental model's key (`unique_key='id'` or a list): an
+    /// incremental run replaces the rows of the keys it recomputes
+    /// instead of appending (see [`super::merge`]).
+    pub unique_key: Vec<String>,
+    /// The raw sources' event time column (`event_time='timestamp'`): a
+    /// merge recomputes the time batches the new rows fall in.
+    pub event_time: Option<String>,
+    /// The time batch the key is bucketed by (`batch_size='day'`).
+    pub batch_size: BatchSize,
+    /// How late data may arrive and still be merged by recomputing its
+    /// batches (`lookback='3 days'`); later data rebuilds the model.
+    pub lookback: Option<Lookback>,
+}
+
+/// A time bucket of `event_time` (dbt's microbatch `batch_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BatchSize {
+    Hour,
+    #[default]
+    Day,
+    Month,
+    Year,
+}
+
+impl BatchSize {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "hour" => Self::Hour,
+            "day" => Self::Day,
+            "month" => Self::Month,
+            "year" => Self::Year,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hour => "hour",
+            Self::Day => "day",
+            Self::Month => "month",
+            Self::Year => "year",
+        }
+    }
+}
+
+/// A duration as written in a config (`'3 days'`, `'12 hours'`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookback {
+    pub text: String,
+    pub micros: i64,
+}
+
+impl Lookback {
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut words = text.split_whitespace();
+        let n: i64 = words.next()?.parse().ok()?;
+        let unit: i64 = match words.next()?.trim_end_matches('s') {
+            "minute" => 60,
+            "hour" => 3_600,
+            "day" => 86_400,
+            "week" => 7 * 86_400,
+            _ => return None,
+        };
+        if words.next().is_some() || n < 0 {
+            return None;
+        }
+        Some(Self {
+            text: text.to_owned(),
+            micros: n.checked_mul(unit)?.checked_mul(1_000_000)?,
+        })
+    }
+}
+
+/// A setting's value that is a string or a list of strings.
+fn one_or_many(kwargs: &Kwargs, name: &str) -> Result<Option<Vec<String>>, JinjaError> {
+    let Some(value) = kwargs.get::<Option<minijinja::Value>>(name)? else {
+        return Ok(None);
+    };
+    if let Some(s) = value.as_str() {
+        return Ok(Some(vec![s.to_owned()]));
+    }
+    let list: Result<Vec<String>, _> = value
+        .try_iter()?
+        .map(|v| {
+            v.as_str().map(str::to_owned).ok_or_else(|| {
+                JinjaError::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{name} must be a string or a list of strings"),
+                )
+            })
+        })
+        .collect();
+    list.map(Some)
+}
+
+fn invalid(message: String) -> JinjaError {
+    JinjaError::new(ErrorKind::InvalidOperation, message)
 }
 
 /// A rendered model: its SQL and its settings.
@@ -67,6 +164,41 @@ pub fn render(template: &str, incremental: bool) -> Result<Rendered, String> {
             }
             if let Some(tags) = kwargs.get::<Option<Vec<String>>>("tags")? {
                 c.tags = tags;
+            }
+            if let Some(key) = one_or_many(&kwargs, "unique_key")? {
+                c.unique_key = key;
+            }
+            if let Some(column) = kwargs.get::<Option<String>>("event_time")? {
+                c.event_time = Some(column);
+            }
+            if let Some(size) = kwargs.get::<Option<String>>("batch_size")? {
+                c.batch_size = BatchSize::parse(&size).ok_or_else(|| {
+                    invalid(format!(
+                        "batch_size='{size}' is not supported (hour, day, month, year)"
+                    ))
+                })?;
+            }
+            if let Some(text) = kwargs.get::<Option<String>>("lookback")? {
+                c.lookback = Some(Lookback::parse(&text).ok_or_else(|| {
+                    invalid(format!(
+                        "lookback='{text}' is not a duration (such as '3 days' or '12 hours')"
+                    ))
+                })?);
+            }
+            if !c.unique_key.is_empty() && c.materialized != Materialized::Incremental {
+                return Err(invalid(
+                    "unique_key applies to materialized='incremental' models".into(),
+                ));
+            }
+            if c.event_time.is_some() && c.unique_key.is_empty() {
+                return Err(invalid(
+                    "event_time needs a unique_key: a merge replaces the rows of the keys it \
+                     recomputes"
+                        .into(),
+                ));
+            }
+            if c.lookback.is_some() && c.event_time.is_none() {
+                return Err(invalid("lookback needs event_time".into()));
             }
             // Any other setting is refused, not ignored.
             kwargs.assert_all_used()?;
@@ -114,5 +246,36 @@ mod tests {
         let e = render("{{ config(colour='red') }}SELECT 1", false).unwrap_err();
         assert!(e.contains("colour"), "{e}");
         assert!(render("SELECT {{ nope }}", false).is_err());
+        let e = render("{{ config(unique_key='id') }}SELECT 1", false).unwrap_err();
+        assert!(e.contains("incremental"), "{e}");
+        let e = render(
+            "{{ config(materialized='incremental', unique_key='id', event_time='t', lookback='soon') }}",
+            false,
+        )
+        .unwrap_err();
+        assert!(e.contains("soon"), "{e}");
+    }
+
+    #[test]
+    fn merge_settings() {
+        let r = render(
+            "{{ config(materialized='incremental', unique_key=['user', 'day'], \
+             event_time='timestamp', batch_size='hour', lookback='3 days') }}SELECT 1",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            r.config.unique_key,
+            vec!["user".to_owned(), "day".to_owned()]
+        );
+        assert_eq!(r.config.event_time.as_deref(), Some("timestamp"));
+        assert_eq!(r.config.batch_size, BatchSize::Hour);
+        assert_eq!(r.config.lookback.unwrap().micros, 3 * 86_400_000_000);
+        let one = render(
+            "{{ config(materialized='incremental', unique_key='id') }}SELECT 1",
+            false,
+        )
+        .unwrap();
+        assert_eq!(one.config.unique_key, vec!["id".to_owned()]);
     }
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
+use datafusion::parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use datafusion::parquet::file::metadata::PageIndexPolicy;
 use futures::TryStreamExt;
 
@@ -48,7 +48,23 @@ impl LiveRows {
             .iter()
             .map(|path| Some(Pick::Live(deleted.get(path).map(|(_, d)| d.clone()))))
             .collect();
-        Self::read_picks(storage, pointer, picks).await
+        Self::read_picks(storage, pointer, picks, None).await
+    }
+
+    /// Every live row, of the columns at `columns` (indices into the
+    /// table's columns) only.
+    pub async fn read_columns(
+        storage: &Storage,
+        pointer: &TablePointer,
+        columns: &[usize],
+    ) -> Result<Self> {
+        let deleted = deletes::load_all(storage, &pointer.deletes).await?;
+        let picks = pointer
+            .files
+            .iter()
+            .map(|path| Some(Pick::Live(deleted.get(path).map(|(_, d)| d.clone()))))
+            .collect();
+        Self::read_picks(storage, pointer, picks, Some(columns)).await
     }
 
     /// The rows at `positions` (ascending, live) of data files, by index
@@ -64,22 +80,30 @@ impl LiveRows {
                 _ => None,
             })
             .collect();
-        Self::read_picks(storage, pointer, picks).await
+        Self::read_picks(storage, pointer, picks, None).await
     }
 
-    /// Reads what `picks` says of each data file (None: not opened).
+    /// Reads what `picks` says of each data file (None: not opened), of
+    /// the columns at `columns` (all when None).
     async fn read_picks(
         storage: &Storage,
         pointer: &TablePointer,
         picks: Vec<Option<Pick>>,
+        columns: Option<&[usize]>,
     ) -> Result<Self> {
-        let schema = pointer.arrow_schema()?;
+        let mut schema = pointer.arrow_schema()?;
+        if let Some(columns) = columns {
+            schema = Arc::new(schema.project(columns)?);
+        }
+        let columns: Option<Arc<[usize]>> = columns.map(Arc::from);
         let mut tasks = Vec::with_capacity(pointer.files.len());
         for (file, (path, pick)) in pointer.files.iter().zip(picks).enumerate() {
             let (storage, path) = (storage.clone(), path.clone());
-            let schema = Arc::clone(&schema);
+            let (schema, columns) = (Arc::clone(&schema), columns.clone());
             tasks.push(pick.map(|pick| {
-                tokio::spawn(async move { read_file(&storage, file, &path, pick, &schema).await })
+                tokio::spawn(async move {
+                    read_file(&storage, file, &path, pick, &schema, columns.as_deref()).await
+                })
             }));
         }
         let mut out = Self {
@@ -113,7 +137,7 @@ pub async fn read_whole_file(
     path: &str,
     schema: &datafusion::arrow::datatypes::SchemaRef,
 ) -> Result<Vec<RecordBatch>> {
-    let (_, batches) = read_file(storage, 0, path, Pick::Live(None), schema).await?;
+    let (_, batches) = read_file(storage, 0, path, Pick::Live(None), schema, None).await?;
     Ok(batches.into_iter().map(|b| b.batch).collect())
 }
 
@@ -131,6 +155,7 @@ async fn read_file(
     path: &str,
     pick: Pick,
     schema: &datafusion::arrow::datatypes::SchemaRef,
+    columns: Option<&[usize]>,
 ) -> Result<(u64, Vec<LiveBatch>)> {
     let reader = storage.parquet_reader(path, 0).await?;
     // The page index lets a selection skip pages it has no row in.
@@ -149,6 +174,10 @@ async fn read_file(
     };
     let mut positions = live_positions(selection.as_ref(), file_rows).into_iter();
     let mut builder = builder.with_batch_size(8192);
+    if let Some(columns) = columns {
+        let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
+        builder = builder.with_projection(mask);
+    }
     if let Some(s) = selection {
         builder = builder.with_row_selection(s);
     }

@@ -14,6 +14,7 @@ mod incremental;
 mod interrupt;
 mod introspection;
 mod lookup;
+mod merge;
 mod models;
 mod server;
 mod sources;
