@@ -12,6 +12,7 @@ use crate::config::{self, DEFAULT_DATA, DEFAULT_LISTEN};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::generate::{GenerateOptions, generate};
+use crate::models::data_tests::{self, TestOutcome};
 use crate::models::run::{BuildMode, Event, ModelStatus, RunOptions};
 use crate::models::{self, dag};
 use crate::server::{self, ServerOptions};
@@ -71,6 +72,17 @@ pub enum Command {
         /// Rebuild incremental models from all their input.
         #[arg(long)]
         full_refresh: bool,
+    },
+    /// Run the models' data tests (schema files' column tests and
+    /// `tests/*.sql`); fails when a test of severity error finds rows.
+    Test {
+        /// A folder of .sql models with .yml schema files (default: the
+        /// shipped models).
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Test only these models (the same syntax as `run --select`).
+        #[arg(long)]
+        select: Option<String>,
     },
     /// Serve the PostgreSQL wire protocol.
     Serve {
@@ -140,6 +152,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let engine = Engine::open_limited(&cli.data, cli.memory_limit).await?;
             let options = RunOptions { full_refresh };
             run_models(&engine, models.as_deref(), select.as_deref(), options).await
+        }
+        Command::Test { models, select } => {
+            let engine = Engine::open_limited(&cli.data, cli.memory_limit).await?;
+            test_models(&engine, models.as_deref(), select.as_deref()).await
         }
         Command::Serve {
             listen,
@@ -315,6 +331,56 @@ async fn run_models(
         );
         Ok(ExitCode::FAILURE)
     }
+}
+
+async fn test_models(
+    engine: &Arc<Engine>,
+    dir: Option<&std::path::Path>,
+    select: Option<&str>,
+) -> Result<ExitCode> {
+    let (models, mut tests) = match dir {
+        Some(d) => (models::load_dir(d)?, data_tests::load_dir(d)?),
+        None => (models::default_models(), data_tests::default_tests()?),
+    };
+    if let Some(select) = select {
+        let nodes = dag::build(models)?;
+        let selected = dag::select(&nodes, select)?;
+        tests.retain(|t| t.models.iter().any(|m| selected.contains(m)));
+    }
+    let total = tests.len();
+    let results = data_tests::run(engine, tests, |r| {
+        let name = &r.test.name;
+        match &r.outcome {
+            TestOutcome::Pass => eprintln!("  PASS  {name:<60} {:>8.2} s", r.seconds),
+            TestOutcome::Fail { failures, sample } => {
+                let word = if r.fails() { "FAIL" } else { "WARN" };
+                eprintln!(
+                    "  {word}  {name:<60} {:>8.2} s  {failures} failing row{}",
+                    r.seconds,
+                    if *failures == 1 { "" } else { "s" }
+                );
+                for row in sample {
+                    eprintln!("          {row}");
+                }
+            }
+            TestOutcome::Error(e) => eprintln!("  ERROR {name:<60} {e}"),
+        }
+    })
+    .await;
+    let count =
+        |f: &dyn Fn(&data_tests::TestResult) -> bool| results.iter().filter(|r| f(r)).count();
+    let passed = count(&|r| matches!(r.outcome, TestOutcome::Pass));
+    let errors = count(&|r| matches!(r.outcome, TestOutcome::Error(_)));
+    let failed = count(&|r| matches!(r.outcome, TestOutcome::Fail { .. }) && r.fails());
+    let warned = total - passed - errors - failed;
+    eprintln!(
+        "ran {total} tests: {passed} passed, {failed} failed, {warned} warned, {errors} errors"
+    );
+    Ok(if failed + errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn serve(

@@ -8,6 +8,7 @@
 //! replaces them with a user's own.
 
 pub mod dag;
+pub mod data_tests;
 pub mod merge;
 pub mod run;
 pub mod template;

@@ -8,6 +8,7 @@ mod auth;
 mod cli;
 mod clients;
 mod copy;
+mod data_tests;
 mod dbt;
 mod ddl;
 mod incremental;
