@@ -12,6 +12,9 @@ use crate::config::{self, DEFAULT_DATA, DEFAULT_LISTEN};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::generate::{GenerateOptions, generate};
+use crate::jobs::Jobs;
+use crate::jobs::clock::SystemClock;
+use crate::jobs::history::{History, RunRecord};
 use crate::models::data_tests::{self, TestOutcome};
 use crate::models::run::{BuildMode, Event, ModelStatus, RunOptions};
 use crate::models::{self, dag};
@@ -99,6 +102,10 @@ pub enum Command {
         /// times its Parquet size fits.
         #[arg(long, env = "PROFILEDB_RESIDENT_MEMORY", value_parser = config::byte_size, default_value = "2GiB")]
         resident_memory: usize,
+        /// The models the scheduler runs and `CALL system.run()` builds
+        /// (default: the shipped models).
+        #[arg(long)]
+        models: Option<PathBuf>,
     },
     /// Print a SCRAM-SHA-256 verifier of the password read from standard
     /// input, for a user's `password` in the configuration file.
@@ -162,6 +169,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             max_connections,
             config,
             resident_memory,
+            models,
         } => {
             let file = match &config {
                 Some(path) => config::ConfigFile::load(path)?,
@@ -176,7 +184,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 resident_memory: resident_memory as u64,
                 ..ServerOptions::default()
             };
-            serve(engine, addr, options).await?;
+            serve(engine, addr, options, models).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Password => {
@@ -208,7 +216,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             if code != ExitCode::SUCCESS {
                 return Ok(code);
             }
-            serve(engine, addr, ServerOptions::default()).await?;
+            serve(engine, addr, ServerOptions::default(), None).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -256,6 +264,7 @@ async fn run_models(
     let nodes = dag::build(models)?;
     let selection = select.map(|s| dag::select(&nodes, s)).transpose()?;
     let bar = ProgressBar::new_spinner();
+    let started = chrono::Utc::now();
     let report = models::run::run(
         engine,
         &nodes,
@@ -319,6 +328,10 @@ async fn run_models(
     )
     .await?;
     bar.finish_and_clear();
+    let mut record = RunRecord::new("cli", started, chrono::Utc::now(), &report);
+    record.triggered_by = std::env::var("USER").ok();
+    record.selection = select.map(str::to_owned);
+    History::default().write(engine.storage(), &record).await?;
     let failed = report.failed();
     if failed.is_empty() {
         eprintln!("built {} models", report.models.len());
@@ -387,6 +400,7 @@ async fn serve(
     engine: Arc<Engine>,
     addr: std::net::SocketAddr,
     options: ServerOptions,
+    models: Option<PathBuf>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -433,7 +447,16 @@ async fn serve(
         }
         eprintln!("shutting down");
     };
-    server::serve(listener, engine, shutdown, options).await
+    // The scheduler runs beside the server and stops with it.
+    let jobs = Jobs::new(Arc::clone(&engine), models, Arc::new(SystemClock)).await?;
+    let scheduled = jobs.scheduled();
+    if !scheduled.is_empty() {
+        eprintln!("  scheduled models: {}", scheduled.join(", "));
+    }
+    let schedule = tokio::spawn(jobs.run_schedule(std::future::pending()));
+    let served = server::serve(listener, engine, shutdown, options).await;
+    schedule.abort();
+    served
 }
 
 fn human_bytes(b: u64) -> String {

@@ -83,6 +83,9 @@ pub enum CatalogError {
     UndefinedObject(String),
     #[error("schema \"{0}\" does not exist")]
     UndefinedSchema(String),
+    /// A function or procedure that does not exist (the text says which).
+    #[error("{0}")]
+    UndefinedFunction(String),
     #[error("column \"{column}\" of relation \"{table}\" does not exist")]
     UndefinedColumn { table: String, column: String },
     #[error("cursor \"{0}\" does not exist")]

@@ -32,6 +32,7 @@ pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod identity;
+pub mod jobs;
 pub mod models;
 pub mod server;
 pub mod storage;

@@ -51,6 +51,7 @@ impl Catalog {
                     .await?;
             }
             RelationKind::Source => return Err(raw_source(schema, name)),
+            RelationKind::System => return Err(system_table(schema, name)),
         }
         self.refresh().await
     }
@@ -131,6 +132,7 @@ impl Catalog {
                     .await?;
             }
             RelationKind::Source => return Err(raw_source(schema, name)),
+            RelationKind::System => return Err(system_table(schema, name)),
         }
         self.refresh().await
     }
@@ -148,6 +150,14 @@ impl Catalog {
             .await?
             .ok_or_else(|| CatalogError::UndefinedTable(format!("{schema}.{name}")).into())
     }
+}
+
+/// The refusal to change a table of the `system` schema.
+pub fn system_table(schema: &str, name: &str) -> Error {
+    CatalogError::ReadOnly(format!(
+        "{schema}.{name} is a system table; profiledb maintains it"
+    ))
+    .into()
 }
 
 fn raw_source(schema: &str, name: &str) -> Error {

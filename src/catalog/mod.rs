@@ -16,6 +16,7 @@ pub mod provider;
 pub mod resident;
 pub mod scan_files;
 pub mod sources;
+pub mod system;
 pub mod table_stats;
 pub mod views;
 
@@ -53,6 +54,8 @@ pub enum RelationKind {
     /// A materialised table (a model's output).
     Table,
     View,
+    /// A table of the `system` schema, answered by the job runner.
+    System,
 }
 
 #[derive(Debug, Clone)]
@@ -128,6 +131,8 @@ pub struct Catalog {
     sources_generation: std::sync::atomic::AtomicU64,
     /// When the last completed refresh started.
     refreshed_at: Mutex<Option<std::time::Instant>>,
+    /// The server's job runner: the `system` schema's rows.
+    operations: RwLock<Option<Arc<dyn system::Operations>>>,
 }
 
 impl Catalog {
@@ -145,6 +150,7 @@ impl Catalog {
             built_from: Mutex::new((None, 0)),
             sources_generation: std::sync::atomic::AtomicU64::new(1),
             refreshed_at: Mutex::new(None),
+            operations: RwLock::new(None),
         });
         catalog.refresh_sources().await?;
         Ok(catalog)
@@ -165,6 +171,21 @@ impl Catalog {
 
     pub fn stats(&self) -> &table_stats::TableStats {
         &self.stats
+    }
+
+    /// Registers the server's job runner: the `system` schema appears.
+    pub async fn set_operations(&self, operations: Arc<dyn system::Operations>) -> Result<()> {
+        *self.operations.write().unwrap_or_else(|e| e.into_inner()) = Some(operations);
+        self.built_from.lock().unwrap_or_else(|e| e.into_inner()).0 = None;
+        self.refresh().await
+    }
+
+    /// The server's job runner, when there is one.
+    pub fn operations(&self) -> Option<Arc<dyn system::Operations>> {
+        self.operations
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -283,6 +304,28 @@ impl Catalog {
                 }
             }
         }
+        if let Some(operations) = self.operations() {
+            let tables = snap
+                .schemas
+                .entry(system::SYSTEM_SCHEMA.to_owned())
+                .or_default();
+            for (name, schema) in operations.tables() {
+                let provider =
+                    system::SystemTable::new(Arc::clone(&operations), name, Arc::clone(&schema));
+                tables.insert(
+                    name.to_owned(),
+                    Relation {
+                        schema: system::SYSTEM_SCHEMA.to_owned(),
+                        name: name.to_owned(),
+                        kind: RelationKind::System,
+                        arrow_schema: schema,
+                        provider: Arc::new(provider),
+                        pointer: None,
+                        view: None,
+                    },
+                );
+            }
+        }
         self.files
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -396,13 +439,13 @@ impl Catalog {
                         .collect(),
                 })
             }
-            RelationKind::View => None,
+            RelationKind::View | RelationKind::System => None,
         }
     }
 
     /// Fails unless `schema` exists (or is a system schema).
     pub fn require_schema(&self, schema: &str) -> Result<()> {
-        if SYSTEM_SCHEMAS.contains(&schema) {
+        if SYSTEM_SCHEMAS.contains(&schema) || schema == system::SYSTEM_SCHEMA {
             return Err(CatalogError::ReadOnly(format!("schema {schema} is read-only")).into());
         }
         if self.snapshot().schemas.contains_key(schema) {
@@ -415,7 +458,10 @@ impl Catalog {
     pub async fn create_schema(&self, name: &str, if_not_exists: bool) -> Result<()> {
         let _guard = self.ddl.lock().await;
         self.refresh().await?;
-        if SYSTEM_SCHEMAS.contains(&name) || self.snapshot().schemas.contains_key(name) {
+        if SYSTEM_SCHEMAS.contains(&name)
+            || name == system::SYSTEM_SCHEMA
+            || self.snapshot().schemas.contains_key(name)
+        {
             return if if_not_exists {
                 Ok(())
             } else {
@@ -556,7 +602,7 @@ impl Catalog {
         if relation.kind != kind {
             let expected = match kind {
                 RelationKind::View => "view",
-                RelationKind::Table => "table",
+                RelationKind::Table | RelationKind::System => "table",
                 RelationKind::Source => "source",
             };
             let hint = if relation.kind == RelationKind::Source {
@@ -609,6 +655,7 @@ impl Catalog {
                 "{}.{} is a raw source; profiledb never deletes landing data",
                 r.schema, r.name
             )))),
+            RelationKind::System => Err(alter::system_table(&r.schema, &r.name)),
         }
     }
 }

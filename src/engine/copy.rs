@@ -245,6 +245,12 @@ impl Session {
                     .await?;
             }
             RelationKind::View => return Err(not_supported("COPY into a view")),
+            RelationKind::System => {
+                return Err(crate::catalog::alter::system_table(
+                    &target.schema,
+                    &target.name,
+                ));
+            }
         }
         Ok(rows)
     }

@@ -5,6 +5,7 @@
 //! An [`Engine`] is shared by every connection; each connection gets its own
 //! [`Session`] with its own settings (search path, SET variables).
 
+mod call;
 pub mod copy;
 mod cursors;
 pub mod lookup;

@@ -398,6 +398,7 @@ impl Session {
             Statement::Truncate(truncate) => self.truncate(truncate).await,
             Statement::Copy { .. } => Box::pin(self.copy(stmt)).await,
             Statement::AlterTable(alter) => self.alter_table(alter).await,
+            Statement::Call(function) => self.call(function).await,
             Statement::Comment {
                 object_type,
                 object_name,

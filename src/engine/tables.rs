@@ -276,6 +276,9 @@ impl Session {
                 "{schema}.{} is a raw source; the landing zone is written by upstream tools",
                 relation.name
             )))),
+            RelationKind::System => {
+                Err(crate::catalog::alter::system_table(&schema, &relation.name))
+            }
         }
     }
 }

@@ -495,7 +495,7 @@ models:
             [
                 "not_null_profiles_profile_id",
                 "unique_profiles_profile_id",
-                "accepted_values_profiles_rfm_segment__champions__new_s",
+                "accepted_values_profiles_rfm_segment__champions__new__s",
                 "relationships_profiles_email__id_value__identity_map",
             ]
         );

@@ -11,6 +11,7 @@ pub mod dag;
 pub mod data_tests;
 pub mod merge;
 pub mod run;
+pub mod schedule;
 pub mod template;
 
 use std::path::Path;
@@ -155,12 +156,9 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
         let mut files: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
-            .filter_map(|e| {
-                e.unwrap()
-                    .path()
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-            })
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .collect();
         files.sort();
         let mut shipped: Vec<String> = super::DEFAULT_MODELS

@@ -24,7 +24,7 @@ pub enum Materialized {
 }
 
 /// The settings of a model's `{{ config(...) }}` call.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelConfig {
     pub materialized: Materialized,
     pub tags: Vec<String>,
@@ -39,7 +39,30 @@ pub struct ModelConfig {
     pub batch_size: BatchSize,
     /// How late data may arrive and still be merged by recomputing its
     /// batches (`lookback='3 days'`); later data rebuilds the model.
-    pub lookback: Option<Lookback>,
+    pub lookback: Option<Period>,
+    /// When `profiledb serve` runs the model (see [`super::schedule`]).
+    pub schedule: Option<super::schedule::Schedule>,
+    /// How often a failed scheduled run is retried (with backoff) before
+    /// the model waits for its next scheduled time.
+    pub retries: u32,
+}
+
+/// How often a failed scheduled run is retried unless a model says.
+pub const DEFAULT_RETRIES: u32 = 2;
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            materialized: Materialized::default(),
+            tags: Vec::new(),
+            unique_key: Vec::new(),
+            event_time: None,
+            batch_size: BatchSize::default(),
+            lookback: None,
+            schedule: None,
+            retries: DEFAULT_RETRIES,
+        }
+    }
 }
 
 /// A time bucket of `event_time` (dbt's microbatch `batch_size`).
@@ -73,14 +96,15 @@ impl BatchSize {
     }
 }
 
-/// A duration as written in a config (`'3 days'`, `'12 hours'`).
+/// A duration as written in a config (`'3 days'`, `'12 hours'`,
+/// `'15 minutes'`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lookback {
+pub struct Period {
     pub text: String,
     pub micros: i64,
 }
 
-impl Lookback {
+impl Period {
     pub fn parse(text: &str) -> Option<Self> {
         let mut words = text.split_whitespace();
         let n: i64 = words.next()?.parse().ok()?;
@@ -179,11 +203,17 @@ pub fn render(template: &str, incremental: bool) -> Result<Rendered, String> {
                 })?;
             }
             if let Some(text) = kwargs.get::<Option<String>>("lookback")? {
-                c.lookback = Some(Lookback::parse(&text).ok_or_else(|| {
+                c.lookback = Some(Period::parse(&text).ok_or_else(|| {
                     invalid(format!(
                         "lookback='{text}' is not a duration (such as '3 days' or '12 hours')"
                     ))
                 })?);
+            }
+            if let Some(text) = kwargs.get::<Option<String>>("schedule")? {
+                c.schedule = Some(super::schedule::Schedule::parse(&text).map_err(invalid)?);
+            }
+            if let Some(n) = kwargs.get::<Option<u32>>("retries")? {
+                c.retries = n;
             }
             if !c.unique_key.is_empty() && c.materialized != Materialized::Incremental {
                 return Err(invalid(

@@ -110,7 +110,11 @@ pub fn encode_rows<S: FieldSink, R>(
             if *f.datatype() == Type::TEXT
                 && !matches!(
                     c.data_type(),
-                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                    DataType::Utf8
+                        | DataType::LargeUtf8
+                        | DataType::Utf8View
+                        | DataType::List(_)
+                        | DataType::LargeList(_)
                 )
             {
                 ArrayFormatter::try_new(c.as_ref(), &options).ok()
@@ -179,10 +183,16 @@ fn encode_value(
             let dt = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| {
                 PgWireError::ApiError(format!("timestamp out of range: {micros}").into())
             })?;
-            match tz {
-                Some(_) => e.encode_field(&dt),
-                None => e.encode_field(&dt.naive_utc()),
+            match (tz, format) {
+                // PostgreSQL's text: no fraction when it is zero, and
+                // no trailing zeros in it.
+                (_, FieldFormat::Text) => e.encode_field(&timestamp_text(&dt, tz.is_some())),
+                (Some(_), _) => e.encode_field(&dt),
+                (None, _) => e.encode_field(&dt.naive_utc()),
             }
+        }
+        DataType::List(_) | DataType::LargeList(_) if format == FieldFormat::Text => {
+            e.encode_field(&array_text(a, row)?)
         }
         other => {
             if format == FieldFormat::Binary {
@@ -197,6 +207,69 @@ fn encode_value(
             e.encode_field(&text)
         }
     }
+}
+
+/// A list as PostgreSQL writes an array: `{a,b,NULL,"with space"}`.
+fn array_text(a: &ArrayRef, row: usize) -> PgWireResult<String> {
+    let items = match a.data_type() {
+        DataType::LargeList(_) => a.as_list::<i64>().value(row),
+        _ => a.as_list::<i32>().value(row),
+    };
+    let formatter = ArrayFormatter::try_new(items.as_ref(), &FormatOptions::default())
+        .map_err(|err| PgWireError::ApiError(Box::new(err)))?;
+    let mut out = String::from("{");
+    for i in 0..items.len() {
+        if i > 0 {
+            out.push(',');
+        }
+        if items.is_null(i) {
+            out.push_str("NULL");
+            continue;
+        }
+        let item = match items.data_type() {
+            DataType::List(_) | DataType::LargeList(_) => array_text(&items, i)?,
+            _ => formatter.value(i).to_string(),
+        };
+        let nested = matches!(
+            items.data_type(),
+            DataType::List(_) | DataType::LargeList(_)
+        );
+        let plain = nested
+            || !item.is_empty()
+                && !item.eq_ignore_ascii_case("null")
+                && !item
+                    .chars()
+                    .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+        if plain {
+            out.push_str(&item);
+        } else {
+            out.push('"');
+            for c in item.chars() {
+                if matches!(c, '"' | '\\') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        }
+    }
+    out.push('}');
+    Ok(out)
+}
+
+/// A timestamp as PostgreSQL writes it (`DateStyle` ISO, `TimeZone` UTC):
+/// `2026-07-01 01:00:00+00`, `2026-07-01 01:00:00.25+00`.
+fn timestamp_text(t: &DateTime<Utc>, with_zone: bool) -> String {
+    let mut text = t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let micros = t.timestamp_subsec_micros();
+    if micros > 0 {
+        let fraction = format!(".{micros:06}");
+        text.push_str(fraction.trim_end_matches('0'));
+    }
+    if with_zone {
+        text.push_str("+00");
+    }
+    text
 }
 
 fn date_from_days(days: i32) -> PgWireResult<NaiveDate> {

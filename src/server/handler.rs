@@ -288,6 +288,10 @@ impl QueryParser for Parser {
                 lookup = PointLookup::recognise(&plan, &session.default_schema());
                 (schema, inferred)
             }
+            Statement::Call(_) => (
+                Some(crate::catalog::system::run_result_schema()),
+                Vec::new(),
+            ),
             Statement::ShowVariable { variable } => {
                 let name = variable
                     .iter()

@@ -48,6 +48,7 @@ pub fn classify(e: &Error) -> (&'static str, String) {
                 CatalogError::DuplicateCursor(_) => DUPLICATE_CURSOR,
                 CatalogError::NoActiveTransaction => NO_ACTIVE_TRANSACTION,
                 CatalogError::UndefinedSchema(_) => UNDEFINED_SCHEMA,
+                CatalogError::UndefinedFunction(_) => UNDEFINED_FUNCTION,
                 CatalogError::DuplicateTable(_) => DUPLICATE_TABLE,
                 CatalogError::DuplicateSchema(_) => DUPLICATE_SCHEMA,
                 CatalogError::WrongObjectType { .. } => WRONG_OBJECT_TYPE,

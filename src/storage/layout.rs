@@ -10,6 +10,7 @@
 //! state/occurrence_index/<table>/<file>.parquet  derived per-file hashes
 //!                                            (`resolve_identities`; rebuilt if missing)
 //! state/graph_index/<table>/<file>.parquet   per-file row keys of its output (same)
+//! history/runs/<run id>.json                one file per run of models (`system.runs`)
 //! truth/                                     generator ground truth (tests only)
 //! ```
 
@@ -20,6 +21,7 @@ pub const CATALOG_TABLES: &str = "catalog/tables";
 pub const DATA: &str = "data";
 pub const TRUTH: &str = "truth";
 pub const STATE: &str = "state";
+pub const HISTORY_RUNS: &str = "history/runs";
 
 pub fn raw_dir(source: &str) -> String {
     format!("{RAW}/{source}/")

@@ -14,6 +14,7 @@ mod ddl;
 mod incremental;
 mod interrupt;
 mod introspection;
+mod jobs;
 mod lookup;
 mod merge;
 mod models;

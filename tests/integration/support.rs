@@ -38,6 +38,11 @@ impl TestServer {
     /// Starts a server listening on `bind` (e.g. `0.0.0.0:0`).
     pub async fn start_on(root: &Path, options: ServerOptions, bind: &str) -> Self {
         let engine = Engine::open(root.to_str().unwrap()).await.expect("engine");
+        Self::serve_engine(engine, options, bind).await
+    }
+
+    /// Serves an engine the test opened (to run jobs beside it).
+    pub async fn serve_engine(engine: Arc<Engine>, options: ServerOptions, bind: &str) -> Self {
         let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
