@@ -157,7 +157,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             full_refresh,
         } => {
             let engine = Engine::open_limited(&cli.data, cli.memory_limit).await?;
-            let options = RunOptions { full_refresh };
+            let options = RunOptions {
+                full_refresh,
+                ..RunOptions::default()
+            };
             run_models(&engine, models.as_deref(), select.as_deref(), options).await
         }
         Command::Test { models, select } => {
@@ -321,6 +324,16 @@ async fn run_models(
                         m.model,
                         m.error.as_deref().unwrap_or("")
                     ),
+                };
+                bar.suspend(|| eprintln!("{line}"));
+            }
+            Event::Segment(s) => {
+                let line = match &s.error {
+                    None => format!(
+                        "  ok    segments.{:<13} {:>12} members  (+{} -{})",
+                        s.segment, s.members, s.entered, s.exited
+                    ),
+                    Some(e) => format!("  FAIL  segments.{:<13} {e}", s.segment),
                 };
                 bar.suspend(|| eprintln!("{line}"));
             }

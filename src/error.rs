@@ -83,6 +83,9 @@ pub enum CatalogError {
     UndefinedObject(String),
     #[error("schema \"{0}\" does not exist")]
     UndefinedSchema(String),
+    /// A definition that cannot stand, such as a view reading itself.
+    #[error("{0}")]
+    InvalidDefinition(String),
     /// A function or procedure that does not exist (the text says which).
     #[error("{0}")]
     UndefinedFunction(String),

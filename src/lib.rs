@@ -34,6 +34,7 @@ pub mod generate;
 pub mod identity;
 pub mod jobs;
 pub mod models;
+pub mod segments;
 pub mod server;
 pub mod storage;
 pub mod udf;

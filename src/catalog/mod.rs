@@ -524,9 +524,10 @@ impl Catalog {
                 return Err(CatalogError::DuplicateTable(qualified).into());
             }
         }
-        if def.depends_on.contains(&qualified) || self.reaches(&snap, &def.depends_on, &qualified) {
-            return Err(CatalogError::ReadOnly(format!(
-                "view {qualified} would depend on itself (a cycle through other views)"
+        if let Some(path) = view_path(&snap, &def.depends_on, &qualified) {
+            return Err(CatalogError::InvalidDefinition(format!(
+                "view {qualified} would read itself: {qualified} → {}",
+                path.join(" → ")
             ))
             .into());
         }
@@ -537,6 +538,7 @@ impl Catalog {
     }
 
     /// True if following view dependencies from `start` reaches `target`.
+    /// (See [`view_path`] for the way.)
     fn reaches(&self, snap: &Snapshot, start: &[String], target: &str) -> bool {
         let mut stack: Vec<String> = start.to_vec();
         let mut seen = std::collections::HashSet::new();
@@ -658,4 +660,39 @@ impl Catalog {
             RelationKind::System => Err(alter::system_table(&r.schema, &r.name)),
         }
     }
+}
+
+/// The relations from one of `start` to `target` following the views'
+/// dependencies (a shortest way), if there is one.
+fn view_path(snap: &Snapshot, start: &[String], target: &str) -> Option<Vec<String>> {
+    let mut came_from: HashMap<String, Option<String>> = HashMap::new();
+    let mut queue: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    for s in start {
+        if came_from.insert(s.clone(), None).is_none() {
+            queue.push_back(s.clone());
+        }
+    }
+    while let Some(next) = queue.pop_front() {
+        if next == target {
+            let mut path = vec![next.clone()];
+            let mut at = next;
+            while let Some(Some(prev)) = came_from.get(&at) {
+                path.push(prev.clone());
+                at = prev.clone();
+            }
+            path.reverse();
+            return Some(path);
+        }
+        if let Some((s, n)) = next.split_once('.')
+            && let Some(v) = snap.relation(s, n).and_then(|r| r.view.as_ref())
+        {
+            for d in &v.depends_on {
+                if !came_from.contains_key(d) {
+                    came_from.insert(d.clone(), Some(next.clone()));
+                    queue.push_back(d.clone());
+                }
+            }
+        }
+    }
+    None
 }

@@ -78,7 +78,13 @@ impl TableProvider for ViewProvider {
         };
         // Resolve names as they were resolved at creation: from `public`.
         let mut state = state.clone();
-        state.config_mut().options_mut().catalog.default_schema = "public".to_owned();
+        let options = state.config_mut().options_mut();
+        options.catalog.default_schema = "public".to_owned();
+        // The reader's optimiser runs again over this plan and may swap a
+        // join's inputs, which DataFusion refuses once the join holds a
+        // dynamic filter: the view's own joins get none (the reader's
+        // joins still do).
+        options.optimizer.enable_join_dynamic_filter_pushdown = false;
         let name = format!("{}.{}", self.def.schema, self.def.name);
         let plan = state
             .create_logical_plan(&self.def.sql)

@@ -40,7 +40,7 @@ impl Session {
             Error::Config("this server runs no models (no job runner was started)".into())
         })?;
         let batch = operations
-            .run_models(selection, &self.user().to_owned())
+            .run_models(selection, self.user())
             .await?;
         let schema = system::run_result_schema();
         let stream = MemoryStream::try_new(vec![batch], std::sync::Arc::clone(&schema), None)?;

@@ -157,4 +157,20 @@ impl Engine {
     pub fn session(self: &Arc<Self>) -> Session {
         Session::new(Arc::clone(self))
     }
+
+    /// Runs SQL as a client's statements would run (in a session of its
+    /// own, as an admin) and collects the rows of those that return rows.
+    pub async fn query(
+        self: &Arc<Self>,
+        sql: &str,
+    ) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
+        let mut session = self.session();
+        let mut out = Vec::new();
+        for outcome in session.execute_sql(sql).await? {
+            if let session::Outcome::Rows { stream, .. } = outcome {
+                out.extend(futures::TryStreamExt::try_collect::<Vec<_>>(stream).await?);
+            }
+        }
+        Ok(out)
+    }
 }

@@ -271,7 +271,10 @@ impl Jobs {
             &self.engine,
             &nodes,
             selected.as_ref(),
-            RunOptions::default(),
+            RunOptions {
+                now: Some(started),
+                ..RunOptions::default()
+            },
             |_| {},
         )
         .await?;

@@ -226,11 +226,11 @@ pub fn models(
                 node,
                 pointer,
                 published_at,
-                last_run: mine().last(),
+                last_run: mine().next_back(),
                 last_success: mine()
                     .filter(|(_, m)| m.status == "success")
                     .map(|(r, _)| r.finished_at)
-                    .last(),
+                    .next_back(),
                 next_run_at: jobs.get(name).map(Job::due_at),
             }
         })

@@ -18,15 +18,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::array::Array;
 use datafusion::arrow::util::display::array_value_to_string;
-use futures::TryStreamExt;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
 use super::template;
 use crate::engine::Engine;
-use crate::engine::session::Outcome;
 use crate::error::{Error, Result};
 
 /// A data test, compiled to a query returning failing rows.
@@ -409,7 +407,9 @@ pub async fn run(
 
 async fn run_one(engine: &Arc<Engine>, test: &DataTest) -> Result<(u64, Vec<String>)> {
     let sql = &test.sql;
-    let count = query(engine, &format!("SELECT count(*) FROM ({sql}) AS failures")).await?;
+    let count = engine
+        .query(&format!("SELECT count(*) FROM ({sql}) AS failures"))
+        .await?;
     let failures = count
         .first()
         .filter(|b| b.num_rows() > 0)
@@ -420,11 +420,9 @@ async fn run_one(engine: &Arc<Engine>, test: &DataTest) -> Result<(u64, Vec<Stri
     if failures == 0 {
         return Ok((0, Vec::new()));
     }
-    let rows = query(
-        engine,
-        &format!("SELECT * FROM ({sql}) AS failures LIMIT {SAMPLE}"),
-    )
-    .await?;
+    let rows = engine
+        .query(&format!("SELECT * FROM ({sql}) AS failures LIMIT {SAMPLE}"))
+        .await?;
     let mut sample = Vec::new();
     for batch in &rows {
         let names: Vec<&str> = batch
@@ -451,18 +449,6 @@ async fn run_one(engine: &Arc<Engine>, test: &DataTest) -> Result<(u64, Vec<Stri
         }
     }
     Ok((failures, sample))
-}
-
-/// The rows of one query, run as a client's would be.
-async fn query(engine: &Arc<Engine>, sql: &str) -> Result<Vec<RecordBatch>> {
-    let mut session = engine.session();
-    let mut out = Vec::new();
-    for outcome in session.execute_sql(sql).await? {
-        if let Outcome::Rows { stream, .. } = outcome {
-            out.extend(stream.try_collect::<Vec<_>>().await?);
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ use crate::catalog::scan_files::ScanFiles;
 use crate::catalog::{DEFAULT_SCHEMA, RelationKind};
 use crate::engine::{DeltaTarget, Engine, FullRefresh};
 use crate::error::{Error, Result};
+use crate::segments::{self, refresh::SegmentRefresh};
 use crate::storage::deletes::{NewDeletes, PendingDeletes};
 use crate::storage::publish::{self, InputFiles, TablePointer, VersionMeta};
 
@@ -92,12 +93,16 @@ pub enum Event<'a> {
         total: usize,
     },
     Finished(&'a ModelMetrics),
+    /// A segment was refreshed (after every model).
+    Segment(&'a SegmentRefresh),
 }
 
 /// The outcome of a run.
 #[derive(Debug)]
 pub struct RunReport {
     pub models: Vec<ModelMetrics>,
+    /// Each segment's refresh, after the models.
+    pub segments: Vec<SegmentRefresh>,
 }
 
 impl RunReport {
@@ -114,6 +119,9 @@ impl RunReport {
 pub struct RunOptions {
     /// Rebuild incremental models from all their input.
     pub full_refresh: bool,
+    /// The time segment changes are recorded at (default: now; the
+    /// scheduler passes its clock's).
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Builds the selected models (all when `selection` is None).
@@ -131,7 +139,10 @@ pub async fn run(
         .collect();
     let total = order.len();
     let mut broken: BTreeSet<String> = BTreeSet::new();
-    let mut report = RunReport { models: Vec::new() };
+    let mut report = RunReport {
+        models: Vec::new(),
+        segments: Vec::new(),
+    };
     for (index, name) in order.iter().enumerate() {
         let node = &nodes[name];
         on_event(Event::Started {
@@ -193,6 +204,11 @@ pub async fn run(
         };
         on_event(Event::Finished(&metrics));
         report.models.push(metrics);
+    }
+    let now = options.now.unwrap_or_else(chrono::Utc::now);
+    report.segments = segments::refresh::refresh(engine, now).await?;
+    for s in &report.segments {
+        on_event(Event::Segment(s));
     }
     Ok(report)
 }

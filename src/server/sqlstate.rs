@@ -13,6 +13,7 @@ pub const SYNTAX_ERROR: &str = "42601";
 pub const UNDEFINED_TABLE: &str = "42P01";
 pub const UNDEFINED_COLUMN: &str = "42703";
 pub const UNDEFINED_FUNCTION: &str = "42883";
+pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
 pub const UNDEFINED_SCHEMA: &str = "3F000";
 pub const DUPLICATE_TABLE: &str = "42P07";
 pub const DUPLICATE_SCHEMA: &str = "42P06";
@@ -49,6 +50,7 @@ pub fn classify(e: &Error) -> (&'static str, String) {
                 CatalogError::NoActiveTransaction => NO_ACTIVE_TRANSACTION,
                 CatalogError::UndefinedSchema(_) => UNDEFINED_SCHEMA,
                 CatalogError::UndefinedFunction(_) => UNDEFINED_FUNCTION,
+                CatalogError::InvalidDefinition(_) => INVALID_OBJECT_DEFINITION,
                 CatalogError::DuplicateTable(_) => DUPLICATE_TABLE,
                 CatalogError::DuplicateSchema(_) => DUPLICATE_SCHEMA,
                 CatalogError::WrongObjectType { .. } => WRONG_OBJECT_TYPE,

@@ -28,6 +28,31 @@ fn set_divisor(root: &Path, divisor: i64) {
     );
 }
 
+/// Lands one file of page events: (anonymous id, time).
+fn land_pages(root: &Path, pages: &[(&str, &str)]) {
+    use datafusion::arrow::array::{StringArray, TimestampMicrosecondArray};
+    let text = |f: &dyn Fn(usize) -> String| -> Arc<StringArray> {
+        Arc::new(StringArray::from_iter_values((0..pages.len()).map(f)))
+    };
+    write_parquet(
+        &root.join("raw/events/landed-pages.parquet"),
+        vec![
+            ("message_id", text(&|i| format!("landed-page-{i}"))),
+            ("type", text(&|_| "page".to_owned())),
+            (
+                "timestamp",
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        pages.iter().map(|p| at(p.1).timestamp_micros()),
+                    )
+                    .with_timezone("UTC"),
+                ),
+            ),
+            ("anonymous_id", text(&|i| pages[i].0.to_owned())),
+        ],
+    );
+}
+
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
     client
         .simple_query(sql)
@@ -67,7 +92,7 @@ async fn scheduled_jobs_run_retry_and_show_in_system_tables() {
 
     let clock = Arc::new(TestClock::new(at("2026-07-01T00:00:00Z")));
     let engine = Engine::open(root.to_str().unwrap()).await.unwrap();
-    let jobs = Jobs::new(Arc::clone(&engine), Some(models.clone()), clock.clone())
+    let jobs = Jobs::new(Arc::clone(&engine), Some(models.clone()), Arc::clone(&clock) as _)
         .await
         .unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -110,6 +135,15 @@ async fn scheduled_jobs_run_retry_and_show_in_system_tables() {
     );
     assert_eq!(rows(&client, "SELECT x FROM fragile").await, ["100"]);
 
+    // Segments on `visits`: refreshed by every run, scheduled ones too.
+    let (ok, _, err) = server.psql(&[
+        "-c",
+        "CREATE VIEW segments.casual AS SELECT anonymous_id AS profile_id FROM visits WHERE visits < 3",
+        "-c",
+        "CREATE VIEW segments.regulars AS SELECT anonymous_id AS profile_id FROM visits WHERE visits >= 3",
+    ]);
+    assert!(ok, "{err}");
+
     // 00:15: `visits` runs on its schedule.
     clock.advance(chrono::Duration::minutes(15));
     jobs.settled().await;
@@ -129,10 +163,63 @@ async fn scheduled_jobs_run_retry_and_show_in_system_tables() {
         .await,
         ["2026-07-01 00:30:00+00|success"]
     );
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT count(*) = (SELECT count(*) FROM segments.casual), min(since) \
+             FROM segment_membership WHERE segment = 'casual'"
+        )
+        .await,
+        ["t|2026-07-01 00:15:00+00"]
+    );
+
+    // New raw events land: a casual visitor comes back three times, a new
+    // one arrives. At 00:30 the schedule fires and the segments record it.
+    let casual = rows(
+        &client,
+        "SELECT profile_id FROM segments.casual ORDER BY profile_id LIMIT 1",
+    )
+    .await
+    .remove(0);
+    land_pages(
+        root,
+        &[
+            (casual.as_str(), "2026-07-01T00:20:00Z"),
+            (casual.as_str(), "2026-07-01T00:21:00Z"),
+            (casual.as_str(), "2026-07-01T00:22:00Z"),
+            ("cookie-newcomer", "2026-07-01T00:25:00Z"),
+        ],
+    );
+    clock.advance(chrono::Duration::minutes(15));
+    jobs.settled().await;
+    assert_eq!(
+        rows(
+            &client,
+            &format!(
+                "SELECT segment, profile_id, entered_at, exited_at FROM segment_history \
+                 WHERE profile_id IN ('{casual}', 'cookie-newcomer') ORDER BY entered_at, segment, profile_id"
+            )
+        )
+        .await,
+        [
+            format!("casual|{casual}|2026-07-01 00:15:00+00|2026-07-01 00:30:00+00"),
+            "casual|cookie-newcomer|2026-07-01 00:30:00+00|∅".to_owned(),
+            format!("regulars|{casual}|2026-07-01 00:30:00+00|∅"),
+        ]
+    );
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT segment, entered, exited FROM segment_stats \
+             WHERE refreshed_at = '2026-07-01 00:30:00+00' ORDER BY segment"
+        )
+        .await,
+        ["casual|1|1", "regulars|1|0"]
+    );
 
     // 01:00: `fragile` fails. Its last good table stays, the error is
     // recorded, and it is retried after 30 s and 60 s; then it waits for
-    // 02:00. (`visits`, due since 00:30, runs once, not twice.)
+    // 02:00. (`visits`, due since 00:45, runs once, not twice.)
     set_divisor(root, 0);
     clock.set(at("2026-07-01T01:00:00Z"));
     jobs.settled().await;
@@ -161,7 +248,7 @@ async fn scheduled_jobs_run_retry_and_show_in_system_tables() {
             "SELECT count(*) FROM system.runs WHERE model = 'visits' AND trigger = 'schedule'"
         )
         .await,
-        ["2"]
+        ["3"]
     );
     clock.advance(chrono::Duration::seconds(30));
     jobs.settled().await;

@@ -18,6 +18,7 @@ mod jobs;
 mod lookup;
 mod merge;
 mod models;
+mod segments;
 mod server;
 mod sources;
 mod spine;
