@@ -18,6 +18,7 @@ use crate::jobs::history::{History, RunRecord};
 use crate::models::data_tests::{self, TestOutcome};
 use crate::models::run::{BuildMode, Event, ModelStatus, RunOptions};
 use crate::models::{self, dag};
+use crate::segments::activation;
 use crate::server::{self, ServerOptions};
 use crate::storage::{Storage, layout};
 
@@ -341,6 +342,32 @@ async fn run_models(
     )
     .await?;
     bar.finish_and_clear();
+    if let Some(dir) = dir {
+        let activations = activation::load_dir(dir)?;
+        for d in activation::deliver_all(engine, &activations, started).await {
+            match &d.error {
+                None => eprintln!(
+                    "  ok    activation {:<11} {:>12} members, {} changes{}{}",
+                    d.activation,
+                    d.members,
+                    d.changes,
+                    d.exported_to
+                        .as_ref()
+                        .map(|p| format!(", exported to {p}"))
+                        .unwrap_or_default(),
+                    if d.batches_delivered + d.batches_dead_lettered > 0 {
+                        format!(
+                            ", {} batches delivered, {} dead-lettered",
+                            d.batches_delivered, d.batches_dead_lettered
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+                Some(e) => eprintln!("  FAIL  activation {:<11} {e}", d.activation),
+            }
+        }
+    }
     let mut record = RunRecord::new("cli", started, chrono::Utc::now(), &report);
     record.triggered_by = std::env::var("USER").ok();
     record.selection = select.map(str::to_owned);

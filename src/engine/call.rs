@@ -39,9 +39,7 @@ impl Session {
         let operations = self.catalog().operations().ok_or_else(|| {
             Error::Config("this server runs no models (no job runner was started)".into())
         })?;
-        let batch = operations
-            .run_models(selection, self.user())
-            .await?;
+        let batch = operations.run_models(selection, self.user()).await?;
         let schema = system::run_result_schema();
         let stream = MemoryStream::try_new(vec![batch], std::sync::Arc::clone(&schema), None)?;
         Ok(Outcome::Rows {

@@ -41,6 +41,7 @@ use crate::models;
 use crate::models::dag::{self, Node};
 use crate::models::run::{self as model_run, RunOptions};
 use crate::models::schedule::Schedule;
+use crate::segments::activation;
 use clock::Clock;
 use history::{History, RunRecord};
 
@@ -278,6 +279,10 @@ impl Jobs {
             |_| {},
         )
         .await?;
+        if let Some(dir) = &self.models {
+            let activations = activation::load_dir(dir)?;
+            activation::deliver_all(&self.engine, &activations, started).await;
+        }
         let mut record = RunRecord::new(trigger, started, self.clock.now(), &report);
         record.triggered_by = user.map(str::to_owned);
         record.selection = selection;

@@ -30,12 +30,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
+use super::append;
 use crate::catalog::{DEFAULT_SCHEMA, RelationKind, SEGMENTS_SCHEMA};
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::storage::publish::{self, VersionMeta};
 
 pub const EVENTS: &str = "segment_events";
 pub const STATS: &str = "segment_stats";
@@ -264,34 +263,4 @@ fn members(batches: &[RecordBatch]) -> BTreeSet<String> {
         out.extend(text.iter().flatten().map(str::to_owned));
     }
     out
-}
-
-/// Appends rows to a table of `public` (creating it on first use).
-async fn append(engine: &Arc<Engine>, table: &str, batch: RecordBatch) -> Result<()> {
-    let current = engine
-        .catalog()
-        .snapshot()
-        .relation(DEFAULT_SCHEMA, table)
-        .and_then(|r| r.pointer.clone());
-    if current.is_some() && batch.num_rows() == 0 {
-        return Ok(());
-    }
-    let schema = batch.schema();
-    let stream = Box::pin(RecordBatchStreamAdapter::new(
-        schema,
-        futures::stream::iter([Ok(batch)]),
-    ));
-    publish::publish_version(
-        engine.storage(),
-        DEFAULT_SCHEMA,
-        table,
-        stream,
-        VersionMeta {
-            produced_by: Some("segment refresh".into()),
-            append_to: current,
-            ..VersionMeta::default()
-        },
-    )
-    .await?;
-    engine.catalog().refresh().await
 }

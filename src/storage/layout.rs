@@ -11,6 +11,7 @@
 //!                                            (`resolve_identities`; rebuilt if missing)
 //! state/graph_index/<table>/<file>.parquet   per-file row keys of its output (same)
 //! history/runs/<run id>.json                one file per run of models (`system.runs`)
+//! history/activations/<name>.json           an activation's delivery cursor
 //! truth/                                     generator ground truth (tests only)
 //! ```
 

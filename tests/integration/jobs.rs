@@ -92,9 +92,13 @@ async fn scheduled_jobs_run_retry_and_show_in_system_tables() {
 
     let clock = Arc::new(TestClock::new(at("2026-07-01T00:00:00Z")));
     let engine = Engine::open(root.to_str().unwrap()).await.unwrap();
-    let jobs = Jobs::new(Arc::clone(&engine), Some(models.clone()), Arc::clone(&clock) as _)
-        .await
-        .unwrap();
+    let jobs = Jobs::new(
+        Arc::clone(&engine),
+        Some(models.clone()),
+        Arc::clone(&clock) as _,
+    )
+    .await
+    .unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let scheduler = tokio::spawn(Arc::clone(&jobs).run_schedule(async {
         let _ = stopped.await;

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod activation;
 mod auth;
 mod cli;
 mod clients;
