@@ -63,6 +63,10 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
         include_str!("../../sql/orders_unified.sql"),
     ),
     ("profiles", include_str!("../../sql/profiles.sql")),
+    (
+        "profile_events",
+        include_str!("../../sql/profile_events.sql"),
+    ),
 ];
 
 pub fn default_models() -> Vec<Model> {

@@ -7,10 +7,14 @@
 //! | `json_get_str(json, key, ...)` | scalar | text at a JSON path |
 //! | `resolve_identities('occurrences' [, 'rules'])` | table | identity resolution |
 //! | `explain_identity('type:value', 'type:value')` | table | the chain that joins two identifiers, or why not |
+//! | `funnel('7 days', 'step', 'step', …)` | table | profiles reaching each step in order, drop-off |
+//! | `paths_after('event' [, depth])` | table | the paths people take after an event |
+//! | `cohort_retention(['day' \| 'week' \| 'month'])` | table | share of each first-activity cohort active later |
 //!
 //! Scalar kernels are vectorised over Arrow arrays and NULL-correct: a NULL
 //! input, or one that cannot be normalised, gives NULL.
 
+mod analyses;
 mod explain_identity;
 mod graph_index;
 mod json_get_str;
@@ -51,6 +55,9 @@ pub fn register_all(ctx: &SessionContext, catalog: &Arc<Catalog>) {
         Arc::new(ResolveIdentitiesFunc::new(Arc::clone(catalog))),
     );
     ctx.register_udtf("explain_identity", Arc::new(ExplainIdentityFunc));
+    ctx.register_udtf("funnel", Arc::new(analyses::FunnelFunc));
+    ctx.register_udtf("paths_after", Arc::new(analyses::PathsAfterFunc));
+    ctx.register_udtf("cohort_retention", Arc::new(analyses::CohortRetentionFunc));
 }
 
 /// Applies `f` to every non-NULL string of `arg` (any string type); `f`

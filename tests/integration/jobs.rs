@@ -135,7 +135,7 @@ async fn scheduled_jobs_run_retry_and_show_in_system_tables() {
              FROM system.runs GROUP BY 1"
         )
         .await,
-        ["manual|12|12"]
+        ["manual|13|13"]
     );
     assert_eq!(rows(&client, "SELECT x FROM fragile").await, ["100"]);
 

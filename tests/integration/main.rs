@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod activation;
+mod analyses;
 mod auth;
 mod cli;
 mod clients;
