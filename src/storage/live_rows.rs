@@ -42,13 +42,7 @@ pub struct LiveRows {
 impl LiveRows {
     /// Every live row.
     pub async fn read(storage: &Storage, pointer: &TablePointer) -> Result<Self> {
-        let deleted = deletes::load_all(storage, &pointer.deletes).await?;
-        let picks = pointer
-            .files
-            .iter()
-            .map(|path| Some(Pick::Live(deleted.get(path).map(|(_, d)| d.clone()))))
-            .collect();
-        Self::read_picks(storage, pointer, picks, None).await
+        Self::read_live(storage, pointer, None).await
     }
 
     /// Every live row, of the columns at `columns` (indices into the
@@ -58,13 +52,21 @@ impl LiveRows {
         pointer: &TablePointer,
         columns: &[usize],
     ) -> Result<Self> {
+        Self::read_live(storage, pointer, Some(columns)).await
+    }
+
+    async fn read_live(
+        storage: &Storage,
+        pointer: &TablePointer,
+        columns: Option<&[usize]>,
+    ) -> Result<Self> {
         let deleted = deletes::load_all(storage, &pointer.deletes).await?;
         let picks = pointer
             .files
             .iter()
             .map(|path| Some(Pick::Live(deleted.get(path).map(|(_, d)| d.clone()))))
             .collect();
-        Self::read_picks(storage, pointer, picks, Some(columns)).await
+        Self::read_picks(storage, pointer, picks, columns).await
     }
 
     /// The rows at `positions` (ascending, live) of data files, by index

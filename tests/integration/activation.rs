@@ -4,13 +4,12 @@
 //! `profiledb run`, read back through the wire.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::support::{TestServer, copy_default_models, generated_root};
+use crate::support::{TestServer, copy_default_models, generated_root, profiledb, text_rows};
 
 /// What a receiver got: (idempotency key, status it answered, body).
 type Received = Arc<Mutex<Vec<(String, u16, serde_json::Value)>>>;
@@ -79,33 +78,13 @@ async fn receiver(failures: Option<usize>, fail_status: u16) -> (String, Receive
 }
 
 fn run(root: &Path, models: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_profiledb"))
-        .arg("--data")
-        .arg(root)
-        .args(["run", "--models", models.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{log}");
+    let (ok, log) = profiledb(root, &["run", "--models", models.to_str().unwrap()]);
+    assert!(ok, "{log}");
     log
 }
 
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("∅"))
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
+    text_rows(client, sql).await
 }
 
 /// Every (profile id, event) the successful deliveries carried.

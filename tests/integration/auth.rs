@@ -136,6 +136,7 @@ async fn passwords_and_roles() {
         "CREATE VIEW public.v AS SELECT 1 AS x",
         "CREATE SCHEMA mine",
         "DROP SCHEMA segments CASCADE",
+        "CALL system.run()",
     ] {
         let err = ana.batch_execute(sql).await.unwrap_err();
         assert_eq!(

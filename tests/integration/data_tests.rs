@@ -1,21 +1,8 @@
 //! `profiledb test`: dbt's generic column tests from schema files and
 //! singular SQL tests, run against built models through the CLI.
 
-use std::path::Path;
-use std::process::Command;
+use crate::support::profiledb;
 
-fn profiledb(root: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_profiledb"))
-        .arg("--data")
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn result_line<'a>(log: &'a str, test: &str) -> &'a str {
     log.lines()

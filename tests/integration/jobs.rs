@@ -14,7 +14,7 @@ use profiledb::jobs::clock::TestClock;
 use profiledb::server::ServerOptions;
 use tokio::sync::oneshot;
 
-use crate::support::{TestServer, copy_default_models, generated_root, write_parquet};
+use crate::support::{TestServer, copy_default_models, generated_root, text_rows, write_parquet};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -54,21 +54,7 @@ fn land_pages(root: &Path, pages: &[(&str, &str)]) {
 }
 
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("∅"))
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
+    text_rows(client, sql).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,20 +9,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray};
 
-use crate::support::{TestServer, write_parquet};
+use crate::support::{TestServer, profiledb, text_rows, write_parquet};
 
-fn profiledb(root: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_profiledb"))
-        .arg("--data")
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn ok(root: &Path, args: &[&str]) -> String {
     let (success, log) = profiledb(root, args);
@@ -95,22 +83,7 @@ fn land(root: &Path, file: &str, events: &[(&str, Option<&str>, &str)]) {
 
 /// Every row of a query as text, sorted.
 async fn rows(server: &TestServer, sql: &str) -> Vec<String> {
-    let client = server.client().await;
-    let mut out: Vec<String> = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("∅"))
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect();
+    let mut out = text_rows(&server.client().await, sql).await;
     out.sort();
     out
 }

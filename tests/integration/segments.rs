@@ -4,38 +4,17 @@
 //! segments; cycles refused.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::support::{TestServer, generated_root};
+use crate::support::{TestServer, generated_root, profiledb, text_rows};
 
 fn run(root: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_profiledb"))
-        .arg("--data")
-        .arg(root)
-        .arg("run")
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{log}");
+    let (ok, log) = profiledb(root, &["run"]);
+    assert!(ok, "{log}");
     log
 }
 
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-    client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("∅"))
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect()
+    text_rows(client, sql).await
 }
 
 async fn one(client: &tokio_postgres::Client, sql: &str) -> i64 {

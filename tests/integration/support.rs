@@ -178,3 +178,37 @@ pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
     w.write(&batch).unwrap();
     w.close().unwrap();
 }
+
+/// Every row of a simple query, its values joined by `|` (NULL as `∅`),
+/// in the server's order.
+pub async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("∅"))
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs the `profiledb` binary over `root`: (success, its stderr).
+pub fn profiledb(root: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_profiledb"))
+        .arg("--data")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
