@@ -3,7 +3,6 @@
 
 use crate::support::profiledb;
 
-
 fn result_line<'a>(log: &'a str, test: &str) -> &'a str {
     log.lines()
         .find(|l| l.split_whitespace().nth(1) == Some(test))

@@ -11,7 +11,6 @@ use datafusion::arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray}
 
 use crate::support::{TestServer, profiledb, text_rows, write_parquet};
 
-
 fn ok(root: &Path, args: &[&str]) -> String {
     let (success, log) = profiledb(root, args);
     assert!(success, "profiledb {args:?} failed:\n{log}");
