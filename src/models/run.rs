@@ -205,8 +205,19 @@ pub async fn run(
         on_event(Event::Finished(&metrics));
         report.models.push(metrics);
     }
+    // The models stand whatever happens to the segments: a refresh that
+    // cannot run is reported with the run, not instead of it.
     let now = options.now.unwrap_or_else(chrono::Utc::now);
-    report.segments = segments::refresh::refresh(engine, now).await?;
+    report.segments = match segments::refresh::refresh(engine, now).await {
+        Ok(refreshed) => refreshed,
+        Err(e) => vec![SegmentRefresh {
+            segment: "(all)".into(),
+            members: 0,
+            entered: 0,
+            exited: 0,
+            error: Some(e.to_string()),
+        }],
+    };
     for s in &report.segments {
         on_event(Event::Segment(s));
     }
