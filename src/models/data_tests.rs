@@ -93,13 +93,13 @@ pub fn default_tests() -> Result<Vec<DataTest>> {
 /// The tests of a models folder: its schema files' and `tests/*.sql`.
 pub fn load_dir(dir: &Path) -> Result<Vec<DataTest>> {
     let mut tests = Vec::new();
-    for path in sorted_files(dir, &["yml", "yaml"])? {
+    for path in super::files_with_extension(dir, &["yml", "yaml"])? {
         let text = read(&path)?;
         tests.extend(from_schema_file(&text, &path.display().to_string())?);
     }
     let singular = dir.join("tests");
     if singular.is_dir() {
-        for path in sorted_files(&singular, &["sql"])? {
+        for path in super::files_with_extension(&singular, &["sql"])? {
             tests.push(singular_test(&path)?);
         }
     }
@@ -108,27 +108,6 @@ pub fn load_dir(dir: &Path) -> Result<Vec<DataTest>> {
 
 fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))
-}
-
-fn sorted_files(dir: &Path, extensions: &[&str]) -> Result<Vec<std::path::PathBuf>> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
-    let mut out = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?
-            .path();
-        if path.is_file()
-            && path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| extensions.contains(&e))
-        {
-            out.push(path);
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// A singular test: a query file whose rows are failures.

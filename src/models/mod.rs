@@ -85,7 +85,7 @@ pub fn default_models() -> Vec<Model> {
 /// `*.csv` file of `dir/seeds/` as a seed.
 pub fn load_dir(dir: &Path) -> Result<Vec<Model>> {
     let mut models = Vec::new();
-    for path in files_with_extension(dir, "sql")? {
+    for path in files_with_extension(dir, &["sql"])? {
         let name = model_name(&path)?;
         let sql = std::fs::read_to_string(&path)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
@@ -98,7 +98,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Model>> {
     }
     let seeds = dir.join("seeds");
     if seeds.is_dir() {
-        for path in files_with_extension(&seeds, "csv")? {
+        for path in files_with_extension(&seeds, &["csv"])? {
             models.push(Model {
                 name: model_name(&path)?,
                 path: path.display().to_string(),
@@ -117,8 +117,12 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Model>> {
     Ok(models)
 }
 
-/// The files of `dir` (not recursive) ending in `.extension`.
-fn files_with_extension(dir: &Path, extension: &str) -> Result<Vec<std::path::PathBuf>> {
+/// The files of `dir` (not recursive) ending in one of `.extensions`, by
+/// name.
+pub(crate) fn files_with_extension(
+    dir: &Path,
+    extensions: &[&str],
+) -> Result<Vec<std::path::PathBuf>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Error::io(format!("reading models folder {}", dir.display()), e))?;
     let mut files = Vec::new();
@@ -126,10 +130,16 @@ fn files_with_extension(dir: &Path, extension: &str) -> Result<Vec<std::path::Pa
         let path = entry
             .map_err(|e| Error::io(format!("reading models folder {}", dir.display()), e))?
             .path();
-        if path.extension().is_some_and(|e| e == extension) {
+        if path.is_file()
+            && path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| extensions.contains(&e))
+        {
             files.push(path);
         }
     }
+    files.sort();
     Ok(files)
 }
 

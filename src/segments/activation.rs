@@ -121,15 +121,7 @@ struct ActivationsFile {
 /// The activations declared in a models folder's schema files.
 pub fn load_dir(dir: &Path) -> Result<Vec<Activation>> {
     let mut out: Vec<Activation> = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(out);
-    };
-    let mut paths: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
-        .collect();
-    paths.sort();
-    for path in paths {
+    for path in crate::models::files_with_extension(dir, &["yml", "yaml"])? {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
         let file: ActivationsFile = serde_yaml_ng::from_str(&text)
@@ -225,13 +217,17 @@ async fn deliver(engine: &Arc<Engine>, a: &Activation, now: DateTime<Utc>) -> Re
              WHERE segment = '{segment}' ORDER BY profile_id"
         ))
         .await?;
-    let events = engine
+    // Only the events after the cursor are read (not the whole history).
+    let after = cursor
+        .last_event_at
+        .map(|t| format!(" AND CAST(at AS BIGINT) > {t}"))
+        .unwrap_or_default();
+    let changes = engine
         .query(&format!(
             "SELECT profile_id, event, at FROM public.segment_events \
-             WHERE segment = '{segment}' ORDER BY at, event, profile_id"
+             WHERE segment = '{segment}'{after} ORDER BY at, event, profile_id"
         ))
         .await?;
-    let changes = since(&events, cursor.last_event_at)?;
     let last_event_at = changes
         .iter()
         .filter_map(|b| {
@@ -314,22 +310,6 @@ async fn deliver(engine: &Arc<Engine>, a: &Activation, now: DateTime<Utc>) -> Re
         .put_json(&cursor_path, &Cursor { last_event_at })
         .await?;
     Ok(delivery)
-}
-
-/// The event rows after `cursor` (all without one).
-fn since(events: &[RecordBatch], cursor: Option<i64>) -> Result<Vec<RecordBatch>> {
-    let Some(cursor) = cursor else {
-        return Ok(events.to_vec());
-    };
-    events
-        .iter()
-        .map(|b| {
-            let at = b.column(2).as_primitive::<TimestampMicrosecondType>();
-            let keep: datafusion::arrow::array::BooleanArray =
-                (0..at.len()).map(|i| Some(at.value(i) > cursor)).collect();
-            Ok(datafusion::arrow::compute::filter_record_batch(b, &keep)?)
-        })
-        .collect()
 }
 
 struct ChangeRow {

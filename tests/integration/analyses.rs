@@ -6,22 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Datelike, NaiveDate};
 
-use crate::support::{TestServer, generated_root, run_models};
+use crate::support::{TestServer, generated_root, run_models, text_rows};
 
+/// Every row of a query, as its values (NULL as `∅`).
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
-    client
-        .simple_query(sql)
+    text_rows(client, sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("").to_owned())
-                    .collect(),
-            ),
-            _ => None,
-        })
+        .map(|r| r.split('|').map(str::to_owned).collect())
         .collect()
 }
 

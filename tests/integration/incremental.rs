@@ -48,22 +48,7 @@ fn land(from: &Path, root: &Path, sources: &[&str]) {
 
 /// Every row of a query as text, sorted.
 async fn rows(server: &TestServer, sql: &str) -> Vec<String> {
-    let client = server.client().await;
-    let mut out: Vec<String> = client
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("∅"))
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect();
+    let mut out = crate::support::text_rows(&server.client().await, sql).await;
     out.sort();
     out
 }
