@@ -14,5 +14,5 @@ if [ ! -x "$BENCH_DIR/venv/bin/python" ]; then
 fi
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(date -u +%Y-%m-%d)"
 for people in "${@:-1000000}"; do
-  "$BENCH_DIR/venv/bin/python" benches/e2e_profiles.py "$PWD/target/release/profiledb" "$BENCH_DIR" "$people"
+  "$BENCH_DIR/venv/bin/python" benches/e2e_profiles.py "${CARGO_TARGET_DIR:-$PWD/target}/release/profiledb" "$BENCH_DIR" "$people"
 done

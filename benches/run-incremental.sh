@@ -19,7 +19,7 @@ batch="$BENCH_DIR/incr-$people-landing"
 full="$BENCH_DIR/incr-$people-full"
 mkdir -p "$BENCH_DIR"
 cargo build --release --locked --bin profiledb
-pdb="$PWD/target/release/profiledb"
+pdb="${CARGO_TARGET_DIR:-$PWD/target}/release/profiledb"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
 
 rm -rf "$root" "$batch" "$full"

@@ -22,7 +22,7 @@ pdb_port=55433
 pg_port=55434
 mkdir -p "$BENCH_DIR"
 cargo build --release --locked --bin profiledb
-pdb="$PWD/target/release/profiledb"
+pdb="${CARGO_TARGET_DIR:-$PWD/target}/release/profiledb"
 
 if [ ! -d "$root/catalog" ]; then
   "$pdb" --data "$root" generate --people "$people" --seed 1 --as-of 2026-06-30

@@ -1,9 +1,12 @@
+{{ config(materialized='view') }}
 -- identity_health: the identity graph at a glance, one row per measure.
 --   section 'summary'              profiles, identifiers, rejections, largest profile
 --   section 'profile_size'         how many profiles hold 1, 2, 3-5, … identifiers
 --   section 'identifiers_by_type'  identifiers per type
 --   section 'rejections_by_rule'   what was rejected, by rule
 --   section 'largest_profiles'     the 10 profiles with the most identifiers
+-- A view: it costs nothing to build and is computed from the current
+-- identity_map when read.
 WITH sizes AS (
     SELECT profile_id, count(*) AS identifiers
     FROM identity_map

@@ -1,22 +1,10 @@
+{{ config(materialized='incremental', unique_key='order_id') }}
 -- orders_unified: one row per order_id, whether it came from the order
 -- system, as an "Order Completed" event, or both; attributed to a profile
--- through the identifiers of the rows that carried it.
-WITH order_rows AS (
-    SELECT order_id, amount, currency, ordered_at,
-           'orders' AS source, order_id AS row_key, 1 AS preference
-    FROM orders
-    WHERE order_id IS NOT NULL
-    UNION ALL
-    SELECT json_get_str(properties, 'order_id'),
-           -- Segment's Order Completed carries revenue, or else total
-           CAST(coalesce(json_get_str(properties, 'revenue'), json_get_str(properties, 'total')) AS DOUBLE),
-           json_get_str(properties, 'currency'),
-           "timestamp", 'events', message_id, 2
-    FROM events
-    WHERE "type" = 'track' AND event = 'Order Completed'
-      AND json_get_str(properties, 'order_id') IS NOT NULL
-),
-facts AS (
+-- through the identifiers of the rows that carried it. Incremental: a run
+-- recomputes the orders that new rows carry and those whose identifiers
+-- moved to another profile.
+WITH facts AS (
     SELECT order_id, amount, currency, ordered_at,
            row_number() OVER (PARTITION BY order_id ORDER BY preference, ordered_at, row_key) AS rn
     FROM order_rows

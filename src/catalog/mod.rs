@@ -425,20 +425,10 @@ impl Catalog {
                     version: None,
                     files: source.file_list.clone(),
                     deleted: BTreeMap::new(),
+                    delete_files: BTreeMap::new(),
                 })
             }
-            RelationKind::Table => {
-                let pointer = relation.pointer.as_ref()?;
-                Some(InputFiles {
-                    version: Some(pointer.version.clone()),
-                    files: pointer.files.iter().map(|f| (f.clone(), 0)).collect(),
-                    deleted: pointer
-                        .deletes
-                        .iter()
-                        .map(|(f, d)| (f.clone(), d.deleted))
-                        .collect(),
-                })
-            }
+            RelationKind::Table => Some(InputFiles::of_table(relation.pointer.as_ref()?)),
             RelationKind::View | RelationKind::System => None,
         }
     }

@@ -12,7 +12,7 @@ use datafusion::common::{DataFusionError, plan_err};
 use datafusion::datasource::TableType;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast};
 use datafusion::physical_plan::ExecutionPlan;
 use serde::{Deserialize, Serialize};
 
@@ -76,15 +76,34 @@ impl TableProvider for ViewProvider {
                 self.def.name
             );
         };
-        // Resolve names as they were resolved at creation: from `public`.
-        let mut state = state.clone();
-        let options = state.config_mut().options_mut();
-        options.catalog.default_schema = "public".to_owned();
         // The reader's optimiser runs again over this plan and may swap a
         // join's inputs, which DataFusion refuses once the join holds a
         // dynamic filter: the view's own joins get none (the reader's
         // joins still do).
-        options.optimizer.enable_join_dynamic_filter_pushdown = false;
+        let mut state = state.clone();
+        state
+            .config_mut()
+            .options_mut()
+            .optimizer
+            .enable_join_dynamic_filter_pushdown = false;
+        let plan = self.logical_plan(&state, projection).await?;
+        state.create_physical_plan(&plan).await
+    }
+}
+
+impl ViewProvider {
+    /// The view's query as a logical plan, giving the columns at
+    /// `projection` (all when None) with the names and types recorded at
+    /// creation. A reader that plans a view into its own query (a model's
+    /// incremental build, see `models::changed`) uses it as a subquery.
+    pub async fn logical_plan(
+        &self,
+        state: &SessionState,
+        projection: Option<&Vec<usize>>,
+    ) -> Result<LogicalPlan> {
+        // Resolve names as they were resolved at creation: from `public`.
+        let mut state = state.clone();
+        state.config_mut().options_mut().catalog.default_schema = "public".to_owned();
         let name = format!("{}.{}", self.def.schema, self.def.name);
         let plan = state
             .create_logical_plan(&self.def.sql)
@@ -120,7 +139,6 @@ impl TableProvider for ViewProvider {
                 expr.alias(want.name())
             })
             .collect::<Vec<_>>();
-        let plan = LogicalPlanBuilder::from(plan).project(exprs)?.build()?;
-        state.create_physical_plan(&plan).await
+        Ok(LogicalPlanBuilder::from(plan).project(exprs)?.build()?)
     }
 }

@@ -3,14 +3,23 @@
 //! replaced rows are recomputed from *all* the model's input, so a merge
 //! gives the rows a full refresh gives, in one of two ways:
 //!
-//! - **By key** (`unique_key` alone): the model is run over the raw files
-//!   that arrived since its last run, which names the keys they touch;
-//!   then over everything, filtered to those keys. The filter sits on the
-//!   model's output, so its result is exact whatever the query does, and
-//!   DataFusion pushes it down (through aggregates grouped by the key,
-//!   joins and projections) so that only the touched keys' input is
-//!   aggregated. Exact when the new rows' keys are the keys whose rows
-//!   change, as for any model grouped by its key.
+//! - **By key** (`unique_key` alone, [`merge_changes`]): what changed
+//!   below the model since its last run — new raw files, rows inserted
+//!   into or deleted from the tables it reads (see [`super::changed`]) —
+//!   names the keys it touches: the model is run with each changed input
+//!   read from its changes alone. Then the model is run over everything,
+//!   filtered to those keys. The filter sits on the model's output, so its
+//!   result is exact whatever the query does, and DataFusion pushes it
+//!   down (through aggregates and windows partitioned by the key, joins
+//!   and projections) so that only the touched keys' input is aggregated.
+//!   Every current row of a touched key is replaced, so a key that lost
+//!   all its rows (a profile merged into another) is removed. Exact when
+//!   the rows a change reaches carry the keys whose rows change, as for
+//!   any model grouped by its key; not for a value ranked against every
+//!   row (a global `ntile`), which belongs in a `table` model. A model
+//!   that reads one changed table row by row (a filter of it) is not
+//!   recomputed at all: the rows its inserted rows give are added, the
+//!   keys its deleted rows gave are removed.
 //! - **By time** (`event_time`, with `batch_size` and `lookback`): the
 //!   earliest event time among the new rows, truncated to its batch
 //!   (`day` by default), starts a window; the raw sources are read from
@@ -40,6 +49,7 @@ use datafusion::functions_aggregate::expr_fn::{max, min};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
 
+use super::changed::{Changed, Side};
 use super::template::{BatchSize, ModelConfig};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -62,50 +72,85 @@ pub enum Merge {
 /// files that arrived since the last run.
 pub type NewSources = Vec<(String, Arc<dyn TableProvider>)>;
 
-/// Computes a merge of `current` with new data. `full` is the model over
-/// all its input, `restricted` over its sources' new files only.
-pub async fn merge(
+/// Computes a merge by time of `current` with new data (the model's
+/// `event_time` is set). `full` is the model over all its input.
+pub async fn merge_by_time(
     ctx: &SessionContext,
     storage: &Storage,
     config: &ModelConfig,
+    event_time: &str,
     full: LogicalPlan,
-    restricted: LogicalPlan,
     new_sources: &NewSources,
     current: &TablePointer,
 ) -> Result<Merge> {
     let key = &config.unique_key;
+    check_key(key, &full)?;
+    let recompute = match time_window(ctx, config, event_time, new_sources).await? {
+        Window::Empty => return empty(),
+        Window::Late(reason) => return Ok(Merge::Rebuild(reason)),
+        Window::From(start) => from_time(full, new_sources, event_time, start)?,
+    };
+    let rows = ctx.execute_logical_plan(recompute).await?.collect().await?;
+    let deletes = replaced_rows(storage, current, key, &rows, &[]).await?;
+    Ok(Merge::Rows { rows, deletes })
+}
+
+/// Fails unless every `unique_key` column is a column of the model.
+fn check_key(key: &[String], plan: &LogicalPlan) -> Result<()> {
     for k in key {
-        if full.schema().index_of_column_by_name(None, k).is_none() {
+        if plan.schema().index_of_column_by_name(None, k).is_none() {
             return Err(plan_error(format!(
                 "unique_key column \"{k}\" is not a column of the model"
             )));
         }
     }
-    let recompute = match &config.event_time {
-        Some(event_time) => match time_window(ctx, config, event_time, new_sources).await? {
-            Window::Empty => return empty(),
-            Window::Late(reason) => return Ok(Merge::Rebuild(reason)),
-            Window::From(start) => from_time(full, new_sources, event_time, start)?,
-        },
-        None => {
-            let keys = ctx
-                .execute_logical_plan(
-                    LogicalPlanBuilder::from(restricted)
-                        .project(key.iter().map(|k| col(Column::from_name(k))))?
-                        .distinct()?
-                        .build()?,
-                )
-                .await?
-                .collect()
-                .await?;
-            let Some(filter) = keys_filter(key, &keys)? else {
-                return empty();
-            };
-            LogicalPlanBuilder::from(full).filter(filter)?.build()?
-        }
+    Ok(())
+}
+
+/// Computes a merge from what changed below the model (see
+/// [`super::changed`]): the keys each change reaches are recomputed from
+/// everything, and every current row of those keys replaced — a key that
+/// no longer has a row (a profile merged into another) loses its row. A
+/// model that reads one changed input row by row skips the recomputation:
+/// its new rows are those the inserted rows give, and the keys the
+/// deleted rows gave lose theirs.
+pub async fn merge_changes(
+    ctx: &SessionContext,
+    storage: &Storage,
+    config: &ModelConfig,
+    changed: &Changed,
+    current: &TablePointer,
+) -> Result<Merge> {
+    let key = &config.unique_key;
+    check_key(key, &changed.plan)?;
+    let keys_of = |plan: LogicalPlan| -> Result<LogicalPlan> {
+        Ok(LogicalPlanBuilder::from(plan)
+            .project(key.iter().map(|k| col(Column::from_name(k))))?
+            .distinct()?
+            .build()?)
     };
-    let rows = ctx.execute_logical_plan(recompute).await?.collect().await?;
-    let deletes = replaced_rows(storage, current, key, &rows).await?;
+    let collect = |plan: LogicalPlan| async move {
+        let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+        Ok::<_, Error>(batches)
+    };
+    if let Some(input) = changed.row_wise() {
+        let rows = collect(changed.over(input, Side::Inserted)?).await?;
+        let gone = collect(keys_of(changed.over(input, Side::Deleted)?)?).await?;
+        let deletes = replaced_rows(storage, current, key, &rows, &gone).await?;
+        return Ok(Merge::Rows { rows, deletes });
+    }
+    let mut touched = Vec::new();
+    for input in &changed.inputs {
+        touched.extend(collect(changed.keys_over(input, key)?).await?);
+    }
+    let Some(filter) = keys_filter(key, &touched)? else {
+        return empty();
+    };
+    let recompute = LogicalPlanBuilder::from(changed.plan.clone())
+        .filter(filter)?
+        .build()?;
+    let rows = collect(recompute).await?;
+    let deletes = replaced_rows(storage, current, key, &rows, &touched).await?;
     Ok(Merge::Rows { rows, deletes })
 }
 
@@ -311,17 +356,19 @@ fn from_time(
 }
 
 /// The positions of the current version's live rows whose key is among
-/// `rows`' keys, per data file; an error when `rows` repeat a key.
+/// `rows`' keys or `also` (batches of the key's columns), per data file;
+/// an error when `rows` repeat a key.
 async fn replaced_rows(
     storage: &Storage,
     current: &TablePointer,
     key: &[String],
     rows: &[RecordBatch],
+    also: &[RecordBatch],
 ) -> Result<NewDeletes> {
-    let Some(first) = rows.first() else {
+    if rows.iter().chain(also).all(|b| b.num_rows() == 0) {
         return Ok(NewDeletes::new());
-    };
-    let schema = first.schema();
+    }
+    let schema = current.arrow_schema()?;
     let indices: Vec<usize> = key
         .iter()
         .map(|k| schema.index_of(k))
@@ -333,14 +380,19 @@ async fn replaced_rows(
             .collect(),
     )?;
     let mut keys: HashSet<OwnedRow> = HashSet::new();
+    for batch in also {
+        let columns = key_columns(batch, &indices, &schema, true)?;
+        for row in converter.convert_columns(&columns)?.iter() {
+            keys.insert(row.owned());
+        }
+    }
+    let mut recomputed: HashSet<OwnedRow> = HashSet::new();
     for batch in rows {
-        let columns: Vec<ArrayRef> = indices
-            .iter()
-            .map(|&i| Arc::clone(batch.column(i)))
-            .collect();
+        let columns = key_columns(batch, &indices, &schema, false)?;
         let converted = converter.convert_columns(&columns)?;
         for (r, row) in converted.iter().enumerate() {
-            if !keys.insert(row.owned()) {
+            keys.insert(row.owned());
+            if !recomputed.insert(row.owned()) {
                 let value: Vec<String> = columns
                     .iter()
                     .map(|c| array_value_to_string(c, r).unwrap_or_default())
@@ -375,6 +427,27 @@ async fn replaced_rows(
             )
         })
         .collect())
+}
+
+/// A batch's key columns (all of `keys`, or at `indices` of a model's
+/// row), cast to the table's types.
+fn key_columns(
+    batch: &RecordBatch,
+    indices: &[usize],
+    schema: &datafusion::arrow::datatypes::Schema,
+    keys: bool,
+) -> Result<Vec<ArrayRef>> {
+    indices
+        .iter()
+        .enumerate()
+        .map(|(n, &i)| {
+            let column = batch.column(if keys { n } else { i });
+            Ok(datafusion::arrow::compute::cast(
+                column,
+                schema.field(i).data_type(),
+            )?)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! binary, so `profiledb run` works from any directory; `--models DIR`
 //! replaces them with a user's own.
 
+pub mod changed;
 pub mod dag;
 pub mod data_tests;
 pub mod merge;
@@ -58,9 +59,14 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
         "identity_rejections",
         include_str!("../../sql/identity_rejections.sql"),
     ),
+    ("order_rows", include_str!("../../sql/order_rows.sql")),
     (
         "orders_unified",
         include_str!("../../sql/orders_unified.sql"),
+    ),
+    (
+        "profile_traits",
+        include_str!("../../sql/profile_traits.sql"),
     ),
     ("profiles", include_str!("../../sql/profiles.sql")),
     (

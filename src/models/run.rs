@@ -10,7 +10,9 @@
 //! are appended to the current version's files. It is rebuilt whole when
 //! its SQL changed, when a file it had read is gone or changed size (the
 //! source was rewritten, not appended to), when its columns changed, or
-//! with `--full-refresh`. Tables it reads are read whole, as dbt does.
+//! with `--full-refresh`. Without a `unique_key`, tables it reads are read
+//! whole, as dbt does; with one, a merge follows the changes of the tables
+//! too, through the views it reads ([`super::changed`], [`merge`]).
 //!
 //! A model whose query only reads one table function, whole, is offered a
 //! delta ([`DeltaTarget`]): a function that can state its result as changes
@@ -32,6 +34,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DFStatement;
 
+use super::changed;
 use super::dag::{self, Node};
 use super::merge::{self, Merge};
 use super::template::{self, Materialized};
@@ -306,35 +309,31 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
             return Err(model_err(DataFusionError::Plan("not a query".into())));
         };
         let full = session.plan(stmt).await.map_err(other_err)?;
-        match restrict_to_new_files(engine, &full, &current)? {
-            Some(new) if new.files == 0 => {
-                // Nothing arrived: the current version stands.
-                return Ok(Built {
-                    pointer: Some(current),
-                    mode: BuildMode::Unchanged,
-                    new_rows: 0,
-                    deleted_rows: 0,
-                    compacted: false,
-                    note: None,
-                });
-            }
-            Some(new) if same_columns(new.plan.schema().as_arrow(), &current) => {
-                if node.config.unique_key.is_empty() {
-                    plan = Some(new.plan);
-                    append_to = Some(current);
-                } else {
-                    let DFStatement::Statement(stmt) = &node.statement else {
-                        return Err(model_err(DataFusionError::Plan("not a query".into())));
-                    };
-                    let everything = session.plan(stmt).await.map_err(other_err)?;
-                    let inputs = input_files(engine, node, &everything);
-                    let merged = merge::merge(
+        if !node.config.unique_key.is_empty() && node.config.event_time.is_none() {
+            // A merge by key follows every input's changes, tables too.
+            let DFStatement::Statement(stmt) = &node.statement else {
+                return Err(model_err(DataFusionError::Plan("not a query".into())));
+            };
+            let everything = session.plan(stmt).await.map_err(other_err)?;
+            let state = session.context().state();
+            match changed::changed(engine, &state, everything, &current)
+                .await
+                .map_err(other_err)?
+            {
+                Err(reason) => {
+                    tracing::info!(model = %name, %reason, "rebuilt whole");
+                    note = Some(reason);
+                }
+                Ok(changed) if !same_columns(changed.plan.schema().as_arrow(), &current) => {
+                    note = Some("its columns changed".into());
+                }
+                Ok(changed) => {
+                    let inputs = input_files(engine, node, &changed.plan);
+                    let merged = merge::merge_changes(
                         session.context(),
                         engine.storage(),
                         &node.config,
-                        everything,
-                        new.plan,
-                        &new.sources,
+                        &changed,
                         &current,
                     )
                     .await
@@ -347,14 +346,62 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
                             .await
                             .map_err(other_err);
                         }
-                        Merge::Rebuild(reason) => {
-                            tracing::info!(model = %name, %reason, "rebuilt whole");
-                            note = Some(reason);
-                        }
+                        Merge::Rebuild(reason) => note = Some(reason),
                     }
                 }
             }
-            _ => {}
+        } else {
+            match restrict_to_new_files(engine, &full, &current)? {
+                Some(new) if new.files == 0 => {
+                    // Nothing arrived: the current version stands.
+                    return Ok(Built {
+                        pointer: Some(current),
+                        mode: BuildMode::Unchanged,
+                        new_rows: 0,
+                        deleted_rows: 0,
+                        compacted: false,
+                        note: None,
+                    });
+                }
+                Some(new) if same_columns(new.plan.schema().as_arrow(), &current) => {
+                    if node.config.unique_key.is_empty() {
+                        plan = Some(new.plan);
+                        append_to = Some(current);
+                    } else {
+                        let DFStatement::Statement(stmt) = &node.statement else {
+                            return Err(model_err(DataFusionError::Plan("not a query".into())));
+                        };
+                        let everything = session.plan(stmt).await.map_err(other_err)?;
+                        let inputs = input_files(engine, node, &everything);
+                        let event_time = node.config.event_time.as_deref().unwrap_or_default();
+                        let merged = merge::merge_by_time(
+                            session.context(),
+                            engine.storage(),
+                            &node.config,
+                            event_time,
+                            everything,
+                            &new.sources,
+                            &current,
+                        )
+                        .await
+                        .map_err(other_err)?;
+                        match merged {
+                            Merge::Rows { rows, deletes } => {
+                                return publish_merge(
+                                    engine, node, current, rows, deletes, inputs, &sql_hash,
+                                )
+                                .await
+                                .map_err(other_err);
+                            }
+                            Merge::Rebuild(reason) => {
+                                tracing::info!(model = %name, %reason, "rebuilt whole");
+                                note = Some(reason);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
     }
     let plan = match plan {
@@ -550,7 +597,11 @@ async fn publish_merge(
         engine.catalog().refresh().await?;
     }
     Ok(Built {
-        mode: BuildMode::Incremental,
+        mode: if published.unchanged {
+            BuildMode::Unchanged
+        } else {
+            BuildMode::Incremental
+        },
         new_rows: published.new_rows,
         deleted_rows: published.deleted_rows,
         compacted,
@@ -705,6 +756,25 @@ fn input_files(
         }
         Ok(TreeNodeRecursion::Continue)
     });
+    // A view's version is the versions of what it reads.
+    let snapshot = engine.catalog().snapshot();
+    let mut pending: Vec<String> = names.iter().cloned().collect();
+    while let Some(name) = pending.pop() {
+        let Some(view) = snapshot
+            .relation(DEFAULT_SCHEMA, &name)
+            .and_then(|r| r.view.as_ref())
+        else {
+            continue;
+        };
+        for read in &view.depends_on {
+            let read = read
+                .strip_prefix(&format!("{DEFAULT_SCHEMA}."))
+                .unwrap_or(read);
+            if names.insert(read.to_owned()) {
+                pending.push(read.to_owned());
+            }
+        }
+    }
     names
         .into_iter()
         .filter_map(|n| engine.catalog().input_files(&n).map(|f| (n, f)))

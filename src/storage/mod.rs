@@ -7,6 +7,7 @@
 //! put (`COPY … FROM STDIN`); everything else is published atomically (see
 //! [`publish`]).
 
+pub mod changes;
 pub mod comments;
 pub mod deletes;
 pub mod layout;

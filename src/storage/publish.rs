@@ -120,9 +120,31 @@ pub struct InputFiles {
     /// A table's files with deleted rows: how many.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub deleted: BTreeMap<String, u64>,
+    /// A table's files with deleted rows: the delete file naming them, so
+    /// that the changes since can be told (see [`super::changes`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delete_files: BTreeMap<String, String>,
 }
 
 impl InputFiles {
+    /// A table version's files, as a model that reads it records them.
+    pub fn of_table(pointer: &TablePointer) -> Self {
+        Self {
+            version: Some(pointer.version.clone()),
+            files: pointer.files.iter().map(|f| (f.clone(), 0)).collect(),
+            deleted: pointer
+                .deletes
+                .iter()
+                .map(|(f, d)| (f.clone(), d.deleted))
+                .collect(),
+            delete_files: pointer
+                .deletes
+                .iter()
+                .map(|(f, d)| (f.clone(), d.path.clone()))
+                .collect(),
+        }
+    }
+
     /// The files of `current` not in `self`, or None when one of `self`'s
     /// files is gone, changed size or lost rows (the input was rewritten,
     /// not appended to).

@@ -72,6 +72,9 @@ const EXACT: &[(&str, &str)] = &[
         "profile_redirects",
         "SELECT old_profile_id, new_profile_id, reason FROM profile_redirects",
     ),
+    ("order_rows", "SELECT * FROM order_rows"),
+    ("orders_unified", "SELECT * FROM orders_unified"),
+    ("profile_traits", "SELECT * FROM profile_traits"),
     // recency_days counts days to the moment of the run, so two runs a few
     // seconds apart may differ by one for an order placed at that time of
     // day; everything else, scores included, must be equal.
@@ -118,6 +121,34 @@ async fn land_and_compare(root: &Path, batch: &Path, sources: &[&str], step: &st
         .unwrap_or_else(|| panic!("no identity_graph line:\n{log}"));
     assert!(graph.contains("(incremental: +"), "{graph}");
     assert!(log.contains("resolve_identities delta"), "{log}");
+    // identity_map follows the graph's changes: a merge of the rows the
+    // graph inserted and deleted, not a rebuild.
+    let map = log
+        .lines()
+        .find(|l| l.contains(" identity_map "))
+        .unwrap_or_else(|| panic!("no identity_map line:\n{log}"));
+    // (A compacted graph is rewritten whole: then the map is rebuilt.)
+    if !graph.contains("compacted") {
+        assert!(map.contains("(incremental: +"), "{map}");
+    }
+    // Orders and profile traits merge the keys the changes below them
+    // reach (new order rows, identifiers, the map's changes); the RFM
+    // scores of `profiles` are ranked over all of them again.
+    // (When the map was rebuilt, its changes cannot be told: they are
+    // rebuilt too, and say why.)
+    let followed = map.contains("(incremental: +");
+    for model in ["order_rows", "orders_unified", "profile_traits"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!(" {model} ")))
+            .unwrap_or_else(|| panic!("no {model} line:\n{log}"));
+        let merged = line.contains("(incremental: +") || line.contains("(unchanged)");
+        if followed || model == "order_rows" {
+            assert!(merged, "{line}");
+        } else {
+            assert!(merged || line.contains("(rebuilt: "), "{line}");
+        }
+    }
     // The previous graph was read through its index: only the rows of the
     // touched components (and redirects, and merged rejections).
     assert!(log.contains("previous rows in scope read"), "{log}");
