@@ -145,7 +145,8 @@ pub async fn changed(
                     Some(changes) => inputs.push(Change::Table { name, changes }),
                     None => {
                         return Ok(Err(format!(
-                            "table {name} changed more than its changes can say"
+                            "the changes of table {name} since the last run cannot be read \
+                             (it was rewritten, or they exceed a quarter of its rows)"
                         )));
                     }
                 }

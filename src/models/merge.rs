@@ -139,9 +139,17 @@ pub async fn merge_changes(
         let deletes = replaced_rows(storage, current, key, &rows, &gone).await?;
         return Ok(Merge::Rows { rows, deletes });
     }
+    let clock = std::time::Instant::now();
     let mut touched = Vec::new();
     for input in &changed.inputs {
-        touched.extend(collect(changed.keys_over(input, key)?).await?);
+        let keys = collect(changed.keys_over(input, key)?).await?;
+        tracing::debug!(
+            input = input.name(),
+            keys = keys.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            seconds = clock.elapsed().as_secs_f64(),
+            "merge: keys the changes reach"
+        );
+        touched.extend(keys);
     }
     let Some(filter) = keys_filter(key, &touched)? else {
         return empty();
@@ -150,7 +158,16 @@ pub async fn merge_changes(
         .filter(filter)?
         .build()?;
     let rows = collect(recompute).await?;
+    tracing::debug!(
+        rows = rows.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        seconds = clock.elapsed().as_secs_f64(),
+        "merge: touched keys recomputed"
+    );
     let deletes = replaced_rows(storage, current, key, &rows, &touched).await?;
+    tracing::debug!(
+        seconds = clock.elapsed().as_secs_f64(),
+        "merge: replaced rows found"
+    );
     Ok(Merge::Rows { rows, deletes })
 }
 

@@ -254,3 +254,139 @@ async fn merges_by_key_and_by_time_equal_a_full_refresh() {
     assert_eq!(kept, vec!["3".to_owned()], "the last good version stands");
     server.stop().await;
 }
+
+/// A model over tables and a view, merged by key: its keys follow the
+/// tables' inserted and deleted rows (identity_map's changes, the
+/// identifiers appended, the graph below the identity_links view).
+const PROFILE_ACTIVITY: &str = "{{ config(materialized='incremental', unique_key='profile_id') }}\n\
+     WITH links AS (SELECT profile_id, count(*) AS links FROM identity_links GROUP BY 1)\n\
+     SELECT m.profile_id, count(DISTINCT m.id_value) AS identifiers, \
+            count(DISTINCT i.row_key) AS source_rows, max(l.links) AS links\n\
+     FROM identity_map m\n\
+     JOIN identifiers i ON i.id_type = m.id_type AND i.id_value = m.id_value\n\
+     LEFT JOIN links l ON l.profile_id = m.profile_id\n\
+     GROUP BY m.profile_id\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merges_follow_the_changes_of_tables_and_views() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, models) = (tmp.path().join("root"), tmp.path().join("models"));
+    crate::support::copy_default_models(&models);
+    std::fs::write(models.join("profile_activity.sql"), PROFILE_ACTIVITY).unwrap();
+    let dir = models.to_str().unwrap();
+    ok(
+        &root,
+        &[
+            "generate",
+            "--people",
+            "300",
+            "--seed",
+            "8",
+            "--as-of",
+            "2026-06-30",
+        ],
+    );
+    ok(&root, &["run", "--models", dir]);
+
+    // Two profiles, each with a cookie and an email: an identify call
+    // carrying the first's cookie and the second's email merges them.
+    let server = TestServer::start(&root).await;
+    let pick = |n: usize| {
+        format!(
+            "SELECT a.profile_id, a.id_value, e.id_value FROM identity_map a \
+             JOIN identity_map e ON e.profile_id = a.profile_id AND e.id_type = 'email' \
+             WHERE a.id_type = 'anonymous_id' \
+             AND a.profile_id NOT IN (SELECT profile_id FROM identity_map WHERE id_type = 'user_id') \
+             ORDER BY a.profile_id, a.id_value, e.id_value LIMIT 1 OFFSET {n}"
+        )
+    };
+    let first = text_rows(&server.client().await, &pick(0)).await;
+    let mut second = Vec::new();
+    for n in 1..50 {
+        second = text_rows(&server.client().await, &pick(n)).await;
+        if second[0].split('|').next() != first[0].split('|').next() {
+            break;
+        }
+    }
+    server.stop().await;
+    let a: Vec<&str> = first[0].split('|').collect();
+    let b: Vec<&str> = second[0].split('|').collect();
+    assert_ne!(a[0], b[0], "two profiles");
+    let text = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
+    write_parquet(
+        &root.join("raw/events/merge.parquet"),
+        vec![
+            ("message_id", text("merge-1")),
+            ("type", text("identify")),
+            (
+                "timestamp",
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![1_782_000_000_000_000i64])
+                        .with_timezone("UTC"),
+                ),
+            ),
+            ("anonymous_id", text(a[1])),
+            ("traits", text(&format!(r#"{{"email":"{}"}}"#, b[2]))),
+        ],
+    );
+    let log = ok(&root, &["run", "--models", dir]);
+    let l = line(&log, "profile_activity");
+    assert!(l.contains("(incremental: +") && l.contains(" -"), "{l}");
+    assert!(
+        line(&log, "identity_map").contains("(incremental: +"),
+        "{log}"
+    );
+
+    // One of the two ids is gone, merged into the other: its row too.
+    let server = TestServer::start(&root).await;
+    let c = server.client().await;
+    let left = text_rows(
+        &c,
+        &format!(
+            "SELECT count(*) FROM profile_activity WHERE profile_id IN ('{}', '{}')",
+            a[0], b[0]
+        ),
+    )
+    .await;
+    assert_eq!(left, ["1"], "one profile row for the merged pair");
+    let merged = rows(&server, "SELECT * FROM profile_activity").await;
+    server.stop().await;
+
+    // Row for row what a full refresh of the same data builds.
+    let scratch = root.with_extension("full");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&root)
+        .arg(&scratch)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    ok(&scratch, &["run", "--models", dir, "--full-refresh"]);
+    let full_server = TestServer::start(&scratch).await;
+    let full = rows(&full_server, "SELECT * FROM profile_activity").await;
+    full_server.stop().await;
+    assert_eq!(merged.len(), full.len());
+    assert_eq!(merged, full, "the merge differs from a full refresh");
+
+    // A table rewritten whole cannot say what changed: rebuilt, and why.
+    ok(
+        &root,
+        &[
+            "run",
+            "--models",
+            dir,
+            "--select",
+            "identity_map",
+            "--full-refresh",
+        ],
+    );
+    let log = ok(
+        &root,
+        &["run", "--models", dir, "--select", "profile_activity"],
+    );
+    let l = line(&log, "profile_activity");
+    assert!(
+        l.contains("(rebuilt: ") && l.contains("identity_map"),
+        "{l}"
+    );
+}
