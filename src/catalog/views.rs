@@ -139,6 +139,6 @@ impl ViewProvider {
                 expr.alias(want.name())
             })
             .collect::<Vec<_>>();
-        Ok(LogicalPlanBuilder::from(plan).project(exprs)?.build()?)
+        LogicalPlanBuilder::from(plan).project(exprs)?.build()
     }
 }
