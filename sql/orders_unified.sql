@@ -1,7 +1,9 @@
+{{ config(materialized='incremental', unique_key='order_id') }}
 -- orders_unified: one row per order_id, whether it came from the order
 -- system, as an "Order Completed" event, or both; attributed to a profile
--- through the identifiers of the rows that carried it. The order rows are
--- collected incrementally by order_rows.
+-- through the identifiers of the rows that carried it. Incremental: a run
+-- recomputes the orders that new rows carry and those whose identifiers
+-- moved to another profile.
 WITH facts AS (
     SELECT order_id, amount, currency, ordered_at,
            row_number() OVER (PARTITION BY order_id ORDER BY preference, ordered_at, row_key) AS rn

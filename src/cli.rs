@@ -60,6 +60,10 @@ pub enum Command {
         people: u64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Number the people from here: a batch generated from another
+        /// number on is other people (new customers landing later).
+        #[arg(long, default_value_t = 0)]
+        first_person: u64,
         /// Last day of the generated year of activity (default: today).
         #[arg(long)]
         as_of: Option<String>,
@@ -146,10 +150,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate {
             people,
             seed,
+            first_person,
             as_of,
         } => {
             let storage = Storage::open(&cli.data)?;
-            generate_data(&storage, people, seed, as_of.as_deref()).await?;
+            let options = GenerateOptions {
+                people,
+                first_person,
+                seed,
+                as_of: config::as_of(as_of.as_deref())?,
+            };
+            generate_data(&storage, &options).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
@@ -211,7 +222,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let addr = config::listen_address(&listen, false)?;
             let storage = Storage::open(&cli.data)?;
             if storage.is_empty(layout::RAW).await? {
-                generate_data(&storage, people, seed, None).await?;
+                let options = GenerateOptions {
+                    people,
+                    first_person: 0,
+                    seed,
+                    as_of: config::as_of(None)?,
+                };
+                generate_data(&storage, &options).await?;
             } else {
                 eprintln!("{} already holds raw data; not generating more", cli.data);
             }
@@ -226,22 +243,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-async fn generate_data(
-    storage: &Storage,
-    people: u64,
-    seed: u64,
-    as_of: Option<&str>,
-) -> Result<()> {
-    let options = GenerateOptions {
-        people,
-        seed,
-        as_of: config::as_of(as_of)?,
-    };
-    let bar = ProgressBar::new(people).with_style(
+async fn generate_data(storage: &Storage, options: &GenerateOptions) -> Result<()> {
+    let bar = ProgressBar::new(options.people).with_style(
         ProgressStyle::with_template("generating {bar:30} {pos}/{len} people ({eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let summary = generate(storage, &options, |done| bar.set_position(done)).await?;
+    let summary = generate(storage, options, |done| bar.set_position(done)).await?;
     bar.finish_and_clear();
     eprintln!(
         "generated {} people: {} events, {} orders, {} CRM contacts in {} files ({:.1} s)",

@@ -12,7 +12,11 @@
 //!   listing (it would stop listing files once their row counts, deleted
 //!   rows included, reach the limit).
 //!
-//! Statistics are dropped either way: they describe all files, all rows.
+//! Statistics are those of the files read: a subset's files' own, and for
+//! a file read through a row selection its statistics made inexact with
+//! the rows it still has (its bounds still bound the rows left). The
+//! planner needs them to pick a join's build side: a table read through
+//! its delete files is still the size it was.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::Statistics;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::TableType;
 use datafusion::datasource::listing::PartitionedFile;
@@ -121,7 +126,11 @@ impl TableProvider for ScanFiles {
             Rewrite::Live(selections) => map_scanned_files(plan, |f| {
                 let mut f = f.clone();
                 if let Some(selection) = selections.get(f.object_meta.location.as_ref()) {
-                    f.statistics = None;
+                    f.statistics = f.statistics.map(|s| {
+                        let mut s = s.as_ref().clone().to_inexact();
+                        s.num_rows = Precision::Inexact(selection.row_count());
+                        Arc::new(s)
+                    });
                     f = f.with_extension(ParquetRowSelection::new(selection.clone()));
                 }
                 Some(f)
@@ -131,8 +140,8 @@ impl TableProvider for ScanFiles {
 }
 
 /// `plan` with each file its scans read replaced by what `f` makes of it
-/// (None: not read), and statistics dropped (they describe the files as
-/// they were). A scan left with no file reads nothing.
+/// (None: not read), and statistics summed over the files read (unknown
+/// when a file has none). A scan left with no file reads nothing.
 pub fn map_scanned_files(
     plan: Arc<dyn ExecutionPlan>,
     f: impl Fn(&PartitionedFile) -> Option<PartitionedFile>,
@@ -157,9 +166,30 @@ pub fn map_scanned_files(
         }
         let builder = FileScanConfigBuilder::from(config.clone());
         let table_schema = Arc::clone(builder.table_schema());
+        let all_known = groups
+            .iter()
+            .flat_map(|g| g.iter())
+            .all(|f| f.statistics.is_some());
+        let (groups, statistics) = if all_known {
+            let sum = |stats: Vec<&Statistics>| Statistics::try_merge_iter(stats, &table_schema);
+            let groups = groups
+                .into_iter()
+                .map(|g| {
+                    let s = sum(g.iter().filter_map(|f| f.statistics.as_deref()).collect())?;
+                    Ok(g.with_statistics(Arc::new(s)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let total = sum(groups
+                .iter()
+                .filter_map(|g| g.file_statistics(None))
+                .collect())?;
+            (groups, total)
+        } else {
+            (groups, Statistics::new_unknown(&table_schema))
+        };
         let config = builder
             .with_file_groups(groups)
-            .with_statistics(Statistics::new_unknown(&table_schema))
+            .with_statistics(statistics)
             .build();
         Ok(Transformed::yes(
             DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>

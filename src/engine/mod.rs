@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::config::ConfigOptions;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -85,6 +86,10 @@ pub struct Engine {
     catalogs: Arc<dyn CatalogProviderList>,
     /// Key indexes of published tables for prepared point lookups.
     indexes: lookup::KeyIndexes,
+    /// DataFusion's options as the environment sets them (`DATAFUSION_*`
+    /// variables, e.g. `DATAFUSION_EXECUTION_TARGET_PARTITIONS=4`), before
+    /// profiledb's own settings.
+    options: ConfigOptions,
 }
 
 impl Engine {
@@ -108,6 +113,7 @@ impl Engine {
             runtime = runtime.with_memory_limit(limit, 1.0);
         }
         let runtime = runtime.build_arc()?;
+        let options = ConfigOptions::from_env()?;
         runtime.register_object_store(storage.store_url().as_ref(), storage.store());
         let catalog = Catalog::open(storage.clone()).await?;
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
@@ -121,6 +127,7 @@ impl Engine {
             runtime,
             catalogs,
             indexes: lookup::KeyIndexes::default(),
+            options,
         }))
     }
 
@@ -134,7 +141,7 @@ impl Engine {
 
     /// A DataFusion context with profiledb's catalog, functions and settings.
     pub fn context(&self) -> SessionContext {
-        let mut config = SessionConfig::new()
+        let mut config = SessionConfig::from(self.options.clone())
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             // Ours, in PostgreSQL's terms (catalog::information_schema).

@@ -19,6 +19,9 @@ use writer::Writers;
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
     pub people: u64,
+    /// The number of the first person: a batch generated from another
+    /// number on is other people (a later landing of new customers).
+    pub first_person: u64,
     pub seed: u64,
     /// End of the generated year of activity (µs since the epoch, UTC).
     pub as_of: i64,
@@ -43,15 +46,22 @@ pub async fn generate(
     let started = Instant::now();
     let generator = Generator {
         seed: options.seed,
-        people: options.people,
+        first_person: options.first_person,
+        end: options.first_person + options.people,
         as_of: options.as_of,
     };
-    let mut writers = Writers::new(storage.clone(), options.seed);
-    for i in 0..options.people {
+    // Files are named by seed (and first person, past 0), so batches land
+    // side by side.
+    let run = match options.first_person {
+        0 => format!("s{}", options.seed),
+        first => format!("s{}-p{first}", options.seed),
+    };
+    let mut writers = Writers::new(storage.clone(), run);
+    for (done, i) in (options.first_person..generator.end).enumerate() {
         let data = generator.person(i);
         writers.push(data).await?;
-        if i % 10_000 == 0 {
-            progress(i);
+        if done % 10_000 == 0 {
+            progress(done as u64);
         }
     }
     progress(options.people);

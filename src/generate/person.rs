@@ -71,7 +71,11 @@ pub const HOUSEHOLD_EVERY: u64 = 20;
 
 pub struct Generator {
     pub seed: u64,
-    pub people: u64,
+    /// The people generated are numbered `first_person..end`; each
+    /// person's identifiers derive from their number, so two batches of
+    /// different numbers are different people.
+    pub first_person: u64,
+    pub end: u64,
     /// End of the data window (µs since epoch); it spans the year before.
     pub as_of: i64,
 }
@@ -115,7 +119,7 @@ impl Generator {
     fn household_of(&self, i: u64) -> Option<u64> {
         let h = i / HOUSEHOLD_EVERY;
         let first = h * HOUSEHOLD_EVERY;
-        (i - first < 2 && first + 1 < self.people).then_some(h)
+        (i - first < 2 && first >= self.first_person && first + 1 < self.end).then_some(h)
     }
 
     pub fn person(&self, i: u64) -> PersonData {
@@ -514,5 +518,45 @@ fn spell_phone(p: &str, rng: &mut ChaCha8Rng) -> String {
         2 => format!("{}.{}.{}", &d[0..3], &d[3..6], &d[6..]),
         3 => format!("+1 {} {} {}", &d[0..3], &d[3..6], &d[6..]),
         _ => format!("1-{}-{}-{}", &d[0..3], &d[3..6], &d[6..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::Generator;
+
+    /// Every identifier and message id of people `range`.
+    fn ids(first_person: u64, end: u64) -> HashSet<String> {
+        let g = Generator {
+            seed: 7,
+            first_person,
+            end,
+            as_of: 1_780_000_000_000_000,
+        };
+        let mut out = HashSet::new();
+        for i in first_person..end {
+            let person = g.person(i);
+            for t in &person.truth {
+                out.extend(t.identifiers.iter().map(|(k, v)| format!("{k}:{v}")));
+            }
+            out.extend(
+                person
+                    .events
+                    .iter()
+                    .map(|e| format!("message:{}", e.message_id)),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn batches_numbered_apart_are_other_people() {
+        let first = ids(0, 300);
+        let later = ids(300, 600);
+        assert!(first.len() > 1000 && later.len() > 1000);
+        let shared: Vec<_> = first.intersection(&later).collect();
+        assert!(shared.is_empty(), "shared: {shared:?}");
     }
 }

@@ -151,11 +151,12 @@ fn schema(name: &str) -> Schema {
 }
 
 impl Writers {
-    pub fn new(storage: Storage, seed: u64) -> Self {
+    /// `run` names the batch's files (`<table>-<run>-…`).
+    pub fn new(storage: Storage, run: String) -> Self {
         let s = |n: &str| Field::new(n, DataType::Utf8, false);
         Self {
             storage,
-            run: format!("s{seed}"),
+            run,
             events: Table::new(
                 layout::raw_dir("events").trim_end_matches('/').to_owned(),
                 schema("events"),

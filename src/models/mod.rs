@@ -64,6 +64,10 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
         "orders_unified",
         include_str!("../../sql/orders_unified.sql"),
     ),
+    (
+        "profile_traits",
+        include_str!("../../sql/profile_traits.sql"),
+    ),
     ("profiles", include_str!("../../sql/profiles.sql")),
     (
         "profile_events",

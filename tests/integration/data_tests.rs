@@ -17,7 +17,7 @@ fn shipped_models_pass_their_tests() {
     assert!(profiledb(root, &["run"]).0);
     let (ok, log) = profiledb(root, &["test"]);
     assert!(ok, "{log}");
-    assert!(log.contains("ran 19 tests: 19 passed, 0 failed"), "{log}");
+    assert!(log.contains("ran 21 tests: 21 passed, 0 failed"), "{log}");
     let (ok, log) = profiledb(root, &["test", "--select", "orders_unified"]);
     assert!(ok, "{log}");
     assert!(log.contains("ran 3 tests: 3 passed"), "{log}");

@@ -74,6 +74,7 @@ const EXACT: &[(&str, &str)] = &[
     ),
     ("order_rows", "SELECT * FROM order_rows"),
     ("orders_unified", "SELECT * FROM orders_unified"),
+    ("profile_traits", "SELECT * FROM profile_traits"),
     // recency_days counts days to the moment of the run, so two runs a few
     // seconds apart may differ by one for an order placed at that time of
     // day; everything else, scores included, must be equal.
@@ -130,15 +131,24 @@ async fn land_and_compare(root: &Path, batch: &Path, sources: &[&str], step: &st
     if !graph.contains("compacted") {
         assert!(map.contains("(incremental: +"), "{map}");
     }
-    // The order rows of the new files are appended.
-    let orders = log
-        .lines()
-        .find(|l| l.contains(" order_rows "))
-        .unwrap_or_else(|| panic!("no order_rows line:\n{log}"));
-    assert!(
-        orders.contains("(incremental: +") || orders.contains("(unchanged)"),
-        "{orders}"
-    );
+    // The order rows of the new files are appended; orders and profile
+    // traits merge the keys the changes below them reach (new order rows,
+    // identifiers, the map's changes), and the RFM scores of `profiles` are ranked
+    // over all of them again. (When the map was rebuilt, its changes
+    // cannot be told: orders and traits are rebuilt too, and say why.)
+    let followed = map.contains("(incremental: +");
+    for model in ["order_rows", "orders_unified", "profile_traits"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!(" {model} ")))
+            .unwrap_or_else(|| panic!("no {model} line:\n{log}"));
+        let merged = line.contains("(incremental: +") || line.contains("(unchanged)");
+        if followed || model == "order_rows" {
+            assert!(merged, "{line}");
+        } else {
+            assert!(merged || line.contains("(rebuilt: "), "{line}");
+        }
+    }
     // The previous graph was read through its index: only the rows of the
     // touched components (and redirects, and merged rejections).
     assert!(log.contains("previous rows in scope read"), "{log}");

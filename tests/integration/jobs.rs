@@ -121,7 +121,7 @@ async fn scheduled_jobs_run_retry_and_show_in_system_tables() {
              FROM system.runs GROUP BY 1"
         )
         .await,
-        ["manual|14|14"]
+        ["manual|15|15"]
     );
     assert_eq!(rows(&client, "SELECT x FROM fragile").await, ["100"]);
 
@@ -287,7 +287,7 @@ async fn scheduled_jobs_run_retry_and_show_in_system_tables() {
     let profiles = rows(
         &client,
         "SELECT materialized, schedule IS NULL, rows > 0, last_status, \
-                array_has(depends_on, 'identity_map') FROM system.models WHERE name = 'profiles'",
+                array_has(depends_on, 'profile_traits') FROM system.models WHERE name = 'profiles'",
     )
     .await;
     assert_eq!(profiles, ["table|t|t|success|t"]);

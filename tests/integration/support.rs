@@ -127,6 +127,7 @@ pub async fn generated_root(people: u64, seed: u64) -> tempfile::TempDir {
     let storage = Storage::open(dir.path().to_str().unwrap()).unwrap();
     let options = GenerateOptions {
         people,
+        first_person: 0,
         seed,
         as_of: profiledb::config::as_of(Some("2026-06-30")).unwrap(),
     };
