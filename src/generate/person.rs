@@ -527,7 +527,7 @@ mod tests {
 
     use super::Generator;
 
-    /// Every identifier and message id of people `range`.
+    /// Every identifier and message id of people `first_person..end`.
     fn ids(first_person: u64, end: u64) -> HashSet<String> {
         let g = Generator {
             seed: 7,
