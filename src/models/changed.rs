@@ -240,9 +240,18 @@ impl Changed {
     }
 
     /// The distinct `key` values of the rows `input`'s changes reach (see
-    /// [`Self::over`]), read without the joins that cannot change them: an
-    /// outer join whose other side gives no key column keeps every row of
-    /// its preserved side, so that side alone gives the same keys.
+    /// [`Self::over`]), or more: replacing a key whose rows did not change
+    /// recomputes the rows it has. So the query is read without what
+    /// cannot add keys: an outer join whose other side gives no key column
+    /// keeps every row of its preserved side, so that side alone gives the
+    /// same keys. And where only more rows could reach the top (through
+    /// projections, inner and semi joins, the preserved side of outer and
+    /// anti joins, groupings without aggregates), filters are dropped (a
+    /// `rn = 1` over a window goes, and the window's sort with it), an
+    /// inner join of the change with a side that gives nothing but what
+    /// the join equates becomes the change alone, and `(A ⋈ B) ⋈ change`
+    /// becomes `A ⋈ (B ⋈ change)`. Below an aggregate or window whose
+    /// values are read, nothing is dropped: more rows would change them.
     pub fn keys_over(&self, input: &Change, key: &[String]) -> Result<LogicalPlan> {
         let plan = self.over(input, Side::All)?;
         let columns: Vec<Column> = key
@@ -253,7 +262,7 @@ impl Changed {
                     .map(Column::from)
             })
             .collect::<datafusion::error::Result<_>>()?;
-        let plan = prune(&plan, &columns)?;
+        let plan = prune(&plan, &columns, input.name(), true)?;
         Ok(LogicalPlanBuilder::from(plan)
             .project(columns.into_iter().map(Expr::Column))?
             .distinct()?
@@ -311,7 +320,18 @@ fn refs<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Vec<Column> {
 /// required. A dropped outer join keeps every row of its preserved side
 /// at least once, so it may only repeat rows: for distinct keys, the
 /// same answer.
-fn prune(plan: &LogicalPlan, required: &[Column]) -> datafusion::error::Result<LogicalPlan> {
+///
+/// Where `wide` holds, more rows than `plan` gives are as good (the
+/// operators above can only give more keys from more rows: see
+/// [`Changed::keys_over`]), so filters are dropped and an inner join keeps only the
+/// side that reads the change when the other side gives nothing required
+/// but columns it equates with the first side's.
+fn prune(
+    plan: &LogicalPlan,
+    required: &[Column],
+    input: &str,
+    wide: bool,
+) -> datafusion::error::Result<LogicalPlan> {
     let all = |p: &LogicalPlan| p.schema().columns();
     Ok(match plan {
         LogicalPlan::Projection(p) => {
@@ -325,13 +345,14 @@ fn prune(plan: &LogicalPlan, required: &[Column]) -> datafusion::error::Result<L
             if keep.is_empty() {
                 keep = p.expr.iter().take(1).cloned().collect();
             }
-            let input = prune(&p.input, &refs(&keep))?;
+            let input = prune(&p.input, &refs(&keep), input, wide)?;
             LogicalPlan::Projection(Projection::try_new(keep, Arc::new(input))?)
         }
+        LogicalPlan::Filter(f) if wide => prune(&f.input, required, input, wide)?,
         LogicalPlan::Filter(f) => {
             let mut need = required.to_vec();
             need.extend(refs([&f.predicate]));
-            let input = prune(&f.input, &need)?;
+            let input = prune(&f.input, &need, input, wide)?;
             LogicalPlan::Filter(Filter::try_new(f.predicate.clone(), Arc::new(input))?)
         }
         LogicalPlan::SubqueryAlias(a) => {
@@ -344,22 +365,40 @@ fn prune(plan: &LogicalPlan, required: &[Column]) -> datafusion::error::Result<L
                 .filter(|(outer, _)| wanted(required, outer))
                 .map(|(_, inner)| inner)
                 .collect();
-            let input = prune(&a.input, &need)?;
+            let input = prune(&a.input, &need, input, wide)?;
             LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(Arc::new(input), a.alias.clone())?)
         }
         LogicalPlan::Join(j) => {
             let gives = |side: &LogicalPlan| all(side).iter().any(|c| wanted(required, c));
             match j.join_type {
-                JoinType::Left if !gives(&j.right) => return prune(&j.left, required),
-                JoinType::Right if !gives(&j.left) => return prune(&j.right, required),
+                JoinType::Left if !gives(&j.right) => return prune(&j.left, required, input, wide),
+                JoinType::Right if !gives(&j.left) => {
+                    return prune(&j.right, required, input, wide);
+                }
+                JoinType::Inner if wide && j.filter.is_none() => {
+                    if let Some(side) = one_side(j, required, input)? {
+                        return Ok(side);
+                    }
+                    if let Some(rotated) = rotate(j, input)? {
+                        return prune(&rotated, required, input, wide);
+                    }
+                }
                 _ => {}
             }
             let mut need = required.to_vec();
             need.extend(refs(j.on.iter().flat_map(|(l, r)| [l, r])));
             need.extend(refs(j.filter.iter()));
+            // Which sides may give more rows: both of an inner or semi
+            // join, the preserved side of an outer or anti join.
+            let (left_wide, right_wide) = match j.join_type {
+                JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi => (wide, wide),
+                JoinType::Left | JoinType::LeftAnti | JoinType::LeftMark => (wide, false),
+                JoinType::Right | JoinType::RightAnti | JoinType::RightMark => (false, wide),
+                JoinType::Full => (false, false),
+            };
             LogicalPlan::Join(Join::try_new(
-                Arc::new(prune(&j.left, &need)?),
-                Arc::new(prune(&j.right, &need)?),
+                Arc::new(prune(&j.left, &need, input, left_wide)?),
+                Arc::new(prune(&j.right, &need, input, right_wide)?),
                 j.on.clone(),
                 j.filter.clone(),
                 j.join_type,
@@ -381,7 +420,15 @@ fn prune(plan: &LogicalPlan, required: &[Column]) -> datafusion::error::Result<L
                 .filter(|(_, c)| wanted(required, c))
                 .map(|(e, _)| e.clone())
                 .collect();
-            let input = prune(&a.input, &refs(a.group_expr.iter().chain(&keep)))?;
+            // Without aggregates it only gives the distinct groups, which
+            // more rows only add to.
+            let wide = wide && keep.is_empty();
+            let input = prune(
+                &a.input,
+                &refs(a.group_expr.iter().chain(&keep)),
+                input,
+                wide,
+            )?;
             LogicalPlan::Aggregate(Aggregate::try_new(
                 Arc::new(input),
                 a.group_expr.clone(),
@@ -399,10 +446,10 @@ fn prune(plan: &LogicalPlan, required: &[Column]) -> datafusion::error::Result<L
                 .collect();
             let mut need = required.to_vec();
             need.extend(refs(&keep));
-            let input = prune(&w.input, &need)?;
             if keep.is_empty() {
-                input
+                prune(&w.input, &need, input, wide)?
             } else {
+                let input = prune(&w.input, &need, input, false)?;
                 LogicalPlan::Window(Window::try_new(keep, Arc::new(input))?)
             }
         }
@@ -412,11 +459,116 @@ fn prune(plan: &LogicalPlan, required: &[Column]) -> datafusion::error::Result<L
             .clone()
             .map_children(|child| {
                 let columns = all(&child);
-                prune(&child, &columns).map(Transformed::yes)
+                prune(&child, &columns, input, false).map(Transformed::yes)
             })?
             .data
             .recompute_schema()?,
     })
+}
+
+/// For an inner join of a side that reads the change and one that does
+/// not, where the latter gives no `required` column but ones the join
+/// equates with the former's: the former alone, projected to `required`
+/// (the latter's columns read from their equals). Its keys are a superset
+/// of the join's.
+fn one_side(
+    j: &Join,
+    required: &[Column],
+    input: &str,
+) -> datafusion::error::Result<Option<LogicalPlan>> {
+    let (keep, drop, flipped) = match (reads(&j.left, input), reads(&j.right, input)) {
+        (true, false) => (&j.left, &j.right, false),
+        (false, true) => (&j.right, &j.left, true),
+        _ => return Ok(None),
+    };
+    let dropped = drop.schema().columns();
+    let kept = keep.schema().columns();
+    let mut exprs = Vec::new();
+    let mut need = Vec::new();
+    for column in required {
+        let from_kept = kept
+            .iter()
+            .find(|c| wanted(std::slice::from_ref(column), c));
+        if let Some(c) = from_kept {
+            exprs.push(Expr::Column(c.clone()));
+            need.push(c.clone());
+            continue;
+        }
+        let Some(theirs) = dropped
+            .iter()
+            .find(|c| wanted(std::slice::from_ref(column), c))
+        else {
+            return Ok(None);
+        };
+        let equal = j.on.iter().find_map(|(l, r)| {
+            let (ours, other) = if flipped { (r, l) } else { (l, r) };
+            match (ours, other) {
+                (Expr::Column(o), Expr::Column(t)) if o == theirs => Some(t.clone()),
+                _ => None,
+            }
+        });
+        let Some(equal) = equal else {
+            return Ok(None);
+        };
+        exprs.push(
+            Expr::Column(equal.clone()).alias_qualified(theirs.relation.clone(), &theirs.name),
+        );
+        need.push(equal);
+    }
+    if exprs.is_empty() {
+        return Ok(Some(prune(keep, &kept, input, true)?));
+    }
+    let side = prune(keep, &need, input, true)?;
+    Ok(Some(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(side),
+    )?)))
+}
+
+/// `(A ⋈ B) ⋈ C` as `A ⋈ (B ⋈ C)`, for inner equi-joins where only `C`
+/// reads the change and the outer join reads only `B`'s columns: the
+/// change then meets `B` before `A` (same rows, same columns in the same
+/// order), so a small change is not joined to all of `A` first.
+fn rotate(j: &Join, input: &str) -> datafusion::error::Result<Option<LogicalPlan>> {
+    let (LogicalPlan::Join(inner), false, true) = (
+        j.left.as_ref(),
+        reads(&j.left, input),
+        reads(&j.right, input),
+    ) else {
+        return Ok(None);
+    };
+    if inner.join_type != JoinType::Inner || inner.filter.is_some() {
+        return Ok(None);
+    }
+    let b = inner.right.schema();
+    let from_b = j.on.iter().all(|(l, _)| {
+        l.column_refs()
+            .iter()
+            .all(|c| b.has_column(c) && !inner.left.schema().has_column(c))
+    });
+    if !from_b {
+        return Ok(None);
+    }
+    let b_c = Join::try_new(
+        Arc::clone(&inner.right),
+        Arc::clone(&j.right),
+        j.on.clone(),
+        None,
+        JoinType::Inner,
+        j.join_constraint,
+        j.null_equality,
+        false,
+    )?;
+    Ok(Some(LogicalPlan::Join(Join::try_new(
+        Arc::clone(&inner.left),
+        Arc::new(LogicalPlan::Join(b_c)),
+        inner.on.clone(),
+        None,
+        JoinType::Inner,
+        inner.join_constraint,
+        inner.null_equality,
+        false,
+    )?)))
 }
 
 /// An expression without subqueries.
