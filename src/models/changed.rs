@@ -37,6 +37,8 @@ use datafusion::logical_expr::{
     Aggregate, Expr, Filter, Join, JoinType, LogicalPlan, LogicalPlanBuilder, Projection,
     SubqueryAlias, Window,
 };
+use datafusion::optimizer::extract_equijoin_predicate::ExtractEquijoinPredicate;
+use datafusion::optimizer::{OptimizerContext, OptimizerRule};
 
 use crate::catalog::scan_files::ScanFiles;
 use crate::catalog::views::ViewProvider;
@@ -253,7 +255,13 @@ impl Changed {
     /// becomes `A ⋈ (B ⋈ change)`. Below an aggregate or window whose
     /// values are read, nothing is dropped: more rows would change them.
     pub fn keys_over(&self, input: &Change, key: &[String]) -> Result<LogicalPlan> {
-        let plan = self.over(input, Side::All)?;
+        // Join conditions as the optimizer sees them: equalities as keys.
+        let plan = self
+            .over(input, Side::All)?
+            .transform_up_with_subqueries(|node| {
+                ExtractEquijoinPredicate::new().rewrite(node, &OptimizerContext::new())
+            })?
+            .data;
         let columns: Vec<Column> = key
             .iter()
             .map(|k| {
@@ -501,9 +509,9 @@ fn one_side(
             return Ok(None);
         };
         let equal = j.on.iter().find_map(|(l, r)| {
-            let (ours, other) = if flipped { (r, l) } else { (l, r) };
-            match (ours, other) {
-                (Expr::Column(o), Expr::Column(t)) if o == theirs => Some(t.clone()),
+            let (dropped_side, kept_side) = if flipped { (l, r) } else { (r, l) };
+            match (dropped_side, kept_side) {
+                (Expr::Column(d), Expr::Column(k)) if d == theirs => Some(k.clone()),
                 _ => None,
             }
         });

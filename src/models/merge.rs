@@ -50,6 +50,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
 
 use super::changed::{Changed, Side};
+use super::index_join::{IndexedTables, index_joins};
 use super::template::{BatchSize, ModelConfig};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -117,6 +118,7 @@ fn check_key(key: &[String], plan: &LogicalPlan) -> Result<()> {
 pub async fn merge_changes(
     ctx: &SessionContext,
     storage: &Storage,
+    indexed: &IndexedTables,
     config: &ModelConfig,
     changed: &Changed,
     current: &TablePointer,
@@ -130,8 +132,14 @@ pub async fn merge_changes(
             .build()?)
     };
     let collect = |plan: LogicalPlan| async move {
-        let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
-        Ok::<_, Error>(batches)
+        let frame = ctx.execute_logical_plan(plan).await?;
+        let task = Arc::new(frame.task_ctx());
+        let physical = index_joins(frame.create_physical_plan().await?, indexed)?;
+        tracing::trace!(
+            plan = %datafusion::physical_plan::displayable(physical.as_ref()).indent(false),
+            "merge: physical plan"
+        );
+        Ok::<_, Error>(datafusion::physical_plan::collect(physical, task).await?)
     };
     if let Some(input) = changed.row_wise() {
         let rows = collect(changed.over(input, Side::Inserted)?).await?;

@@ -10,6 +10,7 @@
 pub mod changed;
 pub mod dag;
 pub mod data_tests;
+pub mod index_join;
 pub mod merge;
 pub mod run;
 pub mod schedule;

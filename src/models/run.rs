@@ -36,6 +36,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 
 use super::changed;
 use super::dag::{self, Node};
+use super::index_join::IndexedTables;
 use super::merge::{self, Merge};
 use super::template::{self, Materialized};
 use crate::catalog::scan_files::ScanFiles;
@@ -329,9 +330,13 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
                 }
                 Ok(changed) => {
                     let inputs = input_files(engine, node, &changed.plan);
+                    let indexed = IndexedTables::find(engine.catalog(), engine.storage())
+                        .await
+                        .map_err(other_err)?;
                     let merged = merge::merge_changes(
                         session.context(),
                         engine.storage(),
+                        &indexed,
                         &node.config,
                         &changed,
                         &current,

@@ -48,8 +48,13 @@ pub fn table_version_dir(schema: &str, name: &str, version: &str) -> String {
     format!("{DATA}/{schema}/{name}/{version}")
 }
 
+/// Where the occurrence indexes of every table live.
+pub fn occurrence_index_root() -> String {
+    format!("{STATE}/occurrence_index/")
+}
+
 pub fn occurrence_index_dir(table: &str) -> String {
-    format!("{STATE}/occurrence_index/{table}/")
+    format!("{}{table}/", occurrence_index_root())
 }
 
 /// The index of an occurrence file, by a digest of the file's path and size.

@@ -20,7 +20,7 @@ mod graph_index;
 mod json_get_str;
 mod normalize_email;
 mod normalize_phone;
-mod occurrence_index;
+pub mod occurrence_index;
 pub mod pg;
 mod resolve_identities;
 mod u64_columns;

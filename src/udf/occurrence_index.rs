@@ -17,8 +17,9 @@
 //! must be stored in the files (as it is for tables profiledb publishes);
 //! otherwise [`OccurrenceIndex::load`] answers None and the caller scans.
 
+use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use bytes::Bytes;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
@@ -41,10 +42,26 @@ const PARALLEL: usize = 2;
 struct FileIndex {
     path: String,
     size: u64,
-    ids: Vec<u64>,
-    groups: Vec<u64>,
+    hashes: Arc<Hashes>,
     /// Rows already handed out by [`OccurrenceIndex::select`].
     taken: Vec<bool>,
+}
+
+/// The identifier and row hashes of a file's rows.
+struct Hashes {
+    ids: Vec<u64>,
+    groups: Vec<u64>,
+}
+
+/// The hashes this process holds, by table and index file: those of the
+/// files its last load was given. Files never change once published, so
+/// they stay right, and the next load (a run's graph, then its merges'
+/// index joins) reads none of them again.
+type Loaded = HashMap<String, HashMap<String, Arc<Hashes>>>;
+static LOADED: LazyLock<Mutex<Loaded>> = LazyLock::new(Default::default);
+
+fn held() -> std::sync::MutexGuard<'static, Loaded> {
+    LOADED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Rows to read from one file: `(file, ascending row ranges)`.
@@ -66,11 +83,28 @@ impl OccurrenceIndex {
     ) -> Result<Option<Self>> {
         let dir = layout::occurrence_index_dir(table);
         let stored = storage.list(&dir).await.map_err(DataFusionError::from)?;
+        let cached = held().get(table).cloned().unwrap_or_default();
         let loaded: Vec<Option<FileIndex>> = futures::stream::iter(files.iter().cloned())
             .map(|(path, size)| {
                 let storage = storage.clone();
                 let rel = index_file(table, &path, size);
-                tokio::spawn(async move { load_or_build(&storage, &rel, path, size).await })
+                let held = cached.get(&rel).cloned();
+                tokio::spawn(async move {
+                    let hashes = match held {
+                        Some(hashes) => hashes,
+                        None => match load_or_build(&storage, &rel, &path, size).await? {
+                            Some(hashes) => Arc::new(hashes),
+                            None => return Ok(None),
+                        },
+                    };
+                    let taken = vec![false; hashes.ids.len()];
+                    Ok::<_, DataFusionError>(Some(FileIndex {
+                        path,
+                        size,
+                        hashes,
+                        taken,
+                    }))
+                })
             })
             .buffered(PARALLEL)
             .map(|joined| joined.map_err(|e| DataFusionError::External(Box::new(e)))?)
@@ -86,17 +120,24 @@ impl OccurrenceIndex {
                 storage.delete(&rel).await.map_err(DataFusionError::from)?;
             }
         }
-        Ok(loaded
-            .into_iter()
-            .collect::<Option<Vec<_>>>()
-            .map(|files| Self {
-                storage: storage.clone(),
-                files,
-            }))
+        let Some(files) = loaded.into_iter().collect::<Option<Vec<_>>>() else {
+            return Ok(None);
+        };
+        held().insert(
+            table.to_owned(),
+            files
+                .iter()
+                .map(|f| (index_file(table, &f.path, f.size), Arc::clone(&f.hashes)))
+                .collect(),
+        );
+        Ok(Some(Self {
+            storage: storage.clone(),
+            files,
+        }))
     }
 
     pub fn rows(&self) -> usize {
-        self.files.iter().map(|f| f.ids.len()).sum()
+        self.files.iter().map(|f| f.hashes.ids.len()).sum()
     }
 
     /// Bytes held in memory.
@@ -109,21 +150,39 @@ impl OccurrenceIndex {
     pub fn select(&mut self, wants: impl Fn(u64, u64) -> bool) -> Vec<Pick> {
         let mut picks = Vec::new();
         for (f, file) in self.files.iter_mut().enumerate() {
-            let mut ranges: Vec<Range<usize>> = Vec::new();
-            for r in 0..file.ids.len() {
-                if !file.taken[r] && wants(file.ids[r], file.groups[r]) {
+            let Hashes { ids, groups } = file.hashes.as_ref();
+            let ranges = ranges((0..ids.len()).filter(|&r| {
+                let wanted = !file.taken[r] && wants(ids[r], groups[r]);
+                if wanted {
                     file.taken[r] = true;
-                    match ranges.last_mut() {
-                        Some(last) if last.end == r => last.end = r + 1,
-                        _ => ranges.push(r..r + 1),
-                    }
                 }
-            }
+                wanted
+            }));
             if !ranges.is_empty() {
                 picks.push((f, ranges));
             }
         }
         picks
+    }
+
+    /// The rows for which `wants(id hash, group hash)` holds, whether
+    /// handed out or not.
+    pub fn find(&self, wants: impl Fn(u64, u64) -> bool) -> Vec<Pick> {
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(f, file)| {
+                let Hashes { ids, groups } = file.hashes.as_ref();
+                let rows = (0..ids.len()).filter(|&r| wants(ids[r], groups[r]));
+                (f, ranges(rows))
+            })
+            .filter(|(_, ranges)| !ranges.is_empty())
+            .collect()
+    }
+
+    /// The path of file `f` (of a [`Pick`]).
+    pub fn path(&self, f: usize) -> &str {
+        &self.files[f].path
     }
 
     /// The picked rows, in the resolver's input columns.
@@ -132,7 +191,7 @@ impl OccurrenceIndex {
             .map(|(f, ranges)| {
                 let storage = self.storage.clone();
                 let (path, size) = (self.files[f].path.clone(), self.files[f].size);
-                let rows = self.files[f].ids.len();
+                let rows = self.files[f].hashes.ids.len();
                 tokio::spawn(async move {
                     let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), rows);
                     let batches = read_occurrences(&storage, &path, size, Some(selection)).await?;
@@ -151,6 +210,18 @@ impl OccurrenceIndex {
     }
 }
 
+/// Ascending row numbers as ranges of consecutive rows.
+fn ranges(rows: impl Iterator<Item = usize>) -> Vec<Range<usize>> {
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    for r in rows {
+        match ranges.last_mut() {
+            Some(last) if last.end == r => last.end = r + 1,
+            _ => ranges.push(r..r + 1),
+        }
+    }
+    ranges
+}
+
 /// Where the index of occurrence file `path` lives: named by its path and
 /// size, as published files are never rewritten in place.
 fn index_file(table: &str, path: &str, size: u64) -> String {
@@ -162,25 +233,18 @@ fn index_file(table: &str, path: &str, size: u64) -> String {
 async fn load_or_build(
     storage: &Storage,
     rel: &str,
-    path: String,
+    path: &str,
     size: u64,
-) -> Result<Option<FileIndex>> {
+) -> Result<Option<Hashes>> {
     if let Some(bytes) = storage
         .get_bytes(rel)
         .await
         .map_err(DataFusionError::from)?
         && let Some((ids, groups)) = decode(bytes)?
     {
-        let taken = vec![false; ids.len()];
-        return Ok(Some(FileIndex {
-            path,
-            size,
-            ids,
-            groups,
-            taken,
-        }));
+        return Ok(Some(Hashes { ids, groups }));
     }
-    let Some(batches) = read_occurrences(storage, &path, size, None).await? else {
+    let Some(batches) = read_occurrences(storage, path, size, None).await? else {
         return Ok(None);
     };
     let (mut ids, mut groups) = (Vec::new(), Vec::new());
@@ -203,14 +267,7 @@ async fn load_or_build(
         .put_bytes(rel, encode(&ids, &groups)?)
         .await
         .map_err(DataFusionError::from)?;
-    let taken = vec![false; ids.len()];
-    Ok(Some(FileIndex {
-        path,
-        size,
-        ids,
-        groups,
-        taken,
-    }))
+    Ok(Some(Hashes { ids, groups }))
 }
 
 const COLUMNS: [&str; 2] = ["id_hash", "group_hash"];

@@ -1,0 +1,569 @@
+//! Index joins for merges. A merge joins small sets of rows (a table's
+//! changes, the keys it recomputes) with the whole of big tables; the
+//! biggest, the identifier occurrences `resolve_identities` reads
+//! (`identifiers`), has an index: each row's identifier hash and row hash
+//! ([`OccurrenceIndex`]). So a hash join whose probe side scans such a
+//! table on `(id_type, id_value)` or on `(source, row_key)` reads only the
+//! rows whose hash one of the build side's keys has, instead of decoding
+//! every occurrence.
+//!
+//! [`index_joins`] keeps the plan's shape: the join's build side is
+//! collected once and shared ([`SharedExec`]) between the join and the
+//! probe side's scan, which becomes an [`IndexScanExec`]. That reads the
+//! picked rows (a hash collision only picks a row too many: the join still
+//! compares the values) — or, when the build side holds too many keys for
+//! the index to pay, runs the original scan. Only joins that drop the
+//! probe rows nothing matches qualify (inner, semi and anti joins keeping
+//! the build side, left joins), and only scans of whole files (no deleted
+//! rows, no limit) whose columns the index can read.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::common::JoinType;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
+use datafusion::physical_plan::expressions::Column;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::HashJoinExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, collect_partitioned,
+};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::OnceCell;
+
+use crate::catalog::Catalog;
+use crate::error::Result as AppResult;
+use crate::identity::graph::Text;
+use crate::identity::resolve::{INPUT_COLUMNS, identifier_hash};
+use crate::storage::{Storage, layout};
+use crate::udf::occurrence_index::OccurrenceIndex;
+
+/// The index pays while the build side has at most this share of the
+/// table's rows, and the rows it picks are at most this share.
+const MAX_SHARE: f64 = 0.05;
+
+/// The tables with an occurrence index, and their files.
+#[derive(Debug, Clone, Default)]
+pub struct IndexedTables {
+    storage: Option<Storage>,
+    tables: Vec<(String, Vec<(String, u64)>)>,
+}
+
+impl IndexedTables {
+    /// Those tables whose index `resolve_identities` keeps and that have
+    /// no deleted rows.
+    pub async fn find(catalog: &Catalog, storage: &Storage) -> AppResult<Self> {
+        let mut tables = Vec::new();
+        let root = layout::occurrence_index_root();
+        let mut names: Vec<String> = storage
+            .list(&root)
+            .await?
+            .into_iter()
+            .filter_map(|(rel, _)| {
+                let rest = rel.strip_prefix(&root)?;
+                Some(rest.split_once('/')?.0.to_owned())
+            })
+            .collect();
+        names.dedup();
+        for name in names {
+            if let Some(files) = catalog.input_files(&name)
+                && files.version.is_some()
+                && files.deleted.is_empty()
+            {
+                tables.push((name, files.files));
+            }
+        }
+        Ok(Self {
+            storage: Some(storage.clone()),
+            tables,
+        })
+    }
+
+    /// The table whose files `paths` are among: its name, its files and
+    /// the recorded `(path, size)` of each of `paths`.
+    #[allow(clippy::type_complexity)]
+    fn table_of(
+        &self,
+        paths: &[String],
+    ) -> Option<(String, Vec<(String, u64)>, Vec<(String, u64)>)> {
+        self.tables.iter().find_map(|(name, files)| {
+            let picked: Vec<(String, u64)> = paths
+                .iter()
+                .map(|p| files.iter().find(|(f, _)| f == p).cloned())
+                .collect::<Option<_>>()?;
+            (!picked.is_empty()).then(|| (name.clone(), files.clone(), picked))
+        })
+    }
+}
+
+/// `plan` with every qualifying hash join's probe-side scan read through
+/// the occurrence index (see the module docs).
+pub fn index_joins(
+    plan: Arc<dyn ExecutionPlan>,
+    indexed: &IndexedTables,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let Some(storage) = &indexed.storage else {
+        return Ok(plan);
+    };
+    if indexed.tables.is_empty() {
+        return Ok(plan);
+    }
+    Ok(plan
+        .transform_up(|node| {
+            let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            if !matches!(
+                join.join_type(),
+                JoinType::Inner
+                    | JoinType::Left
+                    | JoinType::LeftSemi
+                    | JoinType::LeftAnti
+                    | JoinType::LeftMark
+                    | JoinType::RightSemi
+            ) {
+                return Ok(Transformed::no(node));
+            }
+            let Some(probe) = probe_scan(join, indexed, storage) else {
+                return Ok(Transformed::no(node));
+            };
+            let shared = Arc::new(SharedExec::new(Arc::clone(join.left())));
+            let scan = Arc::new(IndexScanExec {
+                scan: Arc::new(IndexScan {
+                    shared: Arc::clone(&shared),
+                    keys: probe.keys,
+                    by: probe.by,
+                    table: probe.table,
+                    table_files: probe.table_files,
+                    files: probe.files,
+                    original: Arc::clone(&probe.scan),
+                    storage: storage.clone(),
+                    picked: OnceCell::new(),
+                }),
+            });
+            let right = replace_leaf(join.right(), &(scan as Arc<dyn ExecutionPlan>))?;
+            let joined = replace_children_if_necessary(Arc::clone(&node), vec![shared, right])?;
+            Ok(Transformed::yes(joined))
+        })?
+        .data)
+}
+
+/// Which hash a probe row is picked by.
+#[derive(Debug, Clone, Copy)]
+enum By {
+    /// `identifier_hash(id_type, id_value)`.
+    Identifier,
+    /// `identifier_hash(source, row_key)`.
+    Row,
+}
+
+/// A join's probe-side scan of an indexed table, and the build side's
+/// expressions that give the indexed columns.
+struct Probe {
+    scan: Arc<dyn ExecutionPlan>,
+    keys: [Arc<dyn PhysicalExpr>; 2],
+    by: By,
+    table: String,
+    table_files: Vec<(String, u64)>,
+    files: Vec<(String, u64)>,
+}
+
+fn probe_scan(join: &HashJoinExec, indexed: &IndexedTables, storage: &Storage) -> Option<Probe> {
+    // The probe side's leaf, and the leaf column each join key reads.
+    let mut names = Vec::new();
+    let mut leaf = None;
+    for (build, probe) in join.on() {
+        let column = probe.downcast_ref::<Column>()?;
+        let (scan, index) = trace(join.right(), column.index())?;
+        names.push((Arc::clone(build), scan.schema().field(index).name().clone()));
+        leaf = Some(scan);
+    }
+    let scan = leaf?;
+    let exec = scan.downcast_ref::<DataSourceExec>()?;
+    let config = exec.data_source().downcast_ref::<FileScanConfig>()?;
+    if config.limit.is_some() || scan.properties().output_ordering().is_some() {
+        return None;
+    }
+    let mut paths = Vec::new();
+    for group in &config.file_groups {
+        for file in group.files() {
+            // (A file may be read in byte ranges, together whole.)
+            if !file.extensions.is_empty() {
+                return None;
+            }
+            let path = storage.relative(&file.object_meta.location);
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+    }
+    // The index reads the resolver's input columns, and nothing else.
+    if scan
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| !INPUT_COLUMNS.contains(&f.name().as_str()))
+    {
+        return None;
+    }
+    let (table, table_files, files) = indexed.table_of(&paths)?;
+    let key = |name: &str| {
+        names
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(e, _)| Arc::clone(e))
+    };
+    let (keys, by) = match (
+        key("id_type"),
+        key("id_value"),
+        key("source"),
+        key("row_key"),
+    ) {
+        (Some(t), Some(v), _, _) => ([t, v], By::Identifier),
+        (_, _, Some(s), Some(r)) => ([s, r], By::Row),
+        _ => return None,
+    };
+    Some(Probe {
+        scan,
+        keys,
+        by,
+        table,
+        table_files,
+        files,
+    })
+}
+
+/// Follows column `index` of `plan`'s output down to the scan it comes
+/// from, through operators that pass columns on: the scan and its column.
+fn trace(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<(Arc<dyn ExecutionPlan>, usize)> {
+    if plan.is::<DataSourceExec>() {
+        return Some((Arc::clone(plan), index));
+    }
+    if plan.is::<RepartitionExec>() {
+        return trace(plan.children()[0], index);
+    }
+    if let Some(filter) = plan.downcast_ref::<FilterExec>() {
+        let index = match filter.projection() {
+            Some(projection) => *projection.get(index)?,
+            None => index,
+        };
+        return trace(filter.input(), index);
+    }
+    if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
+        let expr = &projection.expr().get(index)?.expr;
+        let column = expr.downcast_ref::<Column>()?;
+        return trace(projection.input(), column.index());
+    }
+    None
+}
+
+/// `plan` with its one leaf (see [`trace`]) replaced by `leaf`.
+fn replace_leaf(
+    plan: &Arc<dyn ExecutionPlan>,
+    leaf: &Arc<dyn ExecutionPlan>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if plan.is::<DataSourceExec>() {
+        return Ok(Arc::clone(leaf));
+    }
+    let child = replace_leaf(plan.children()[0], leaf)?;
+    replace_children_if_necessary(Arc::clone(plan), vec![child])
+}
+
+type Partitions = Arc<Vec<Vec<RecordBatch>>>;
+
+/// Its input, collected once and handed out to every reader, partition by
+/// partition: the build side, which the join and the index scan both read.
+pub struct SharedExec {
+    input: Arc<dyn ExecutionPlan>,
+    batches: Arc<OnceCell<std::result::Result<Partitions, Arc<DataFusionError>>>>,
+}
+
+impl SharedExec {
+    fn new(input: Arc<dyn ExecutionPlan>) -> Self {
+        Self {
+            input,
+            batches: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Every partition of the input, collected by the first reader.
+    fn batches(
+        &self,
+        context: Arc<TaskContext>,
+    ) -> impl Future<Output = Result<Partitions>> + Send + 'static {
+        let (input, cell) = (Arc::clone(&self.input), Arc::clone(&self.batches));
+        async move {
+            cell.get_or_init(|| async {
+                collect_partitioned(input, context)
+                    .await
+                    .map(Arc::new)
+                    .map_err(Arc::new)
+            })
+            .await
+            .clone()
+            .map_err(DataFusionError::Shared)
+        }
+    }
+}
+
+impl fmt::Debug for SharedExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedExec")
+    }
+}
+
+impl DisplayAs for SharedExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("SharedExec")
+    }
+}
+
+impl ExecutionPlan for SharedExec {
+    fn name(&self) -> &str {
+        "SharedExec"
+    }
+
+    fn apply_expressions(
+        &self,
+        _: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let [input] = <[_; 1]>::try_from(children)
+            .map_err(|_| DataFusionError::Internal("SharedExec has one input".into()))?;
+        Ok(Arc::new(Self::new(input)))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let batches = self.batches(context);
+        let stream = futures::stream::once(async move {
+            let batches = batches.await?;
+            let mine = batches.get(partition).cloned().unwrap_or_default();
+            Ok::<_, DataFusionError>(futures::stream::iter(mine.into_iter().map(Ok)))
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema(),
+            stream,
+        )))
+    }
+}
+
+/// A scan of an indexed table that reads only the rows the build side's
+/// keys pick (all in its first partition), or the original scan.
+pub struct IndexScanExec {
+    scan: Arc<IndexScan>,
+}
+
+struct IndexScan {
+    shared: Arc<SharedExec>,
+    keys: [Arc<dyn PhysicalExpr>; 2],
+    by: By,
+    table: String,
+    /// The table's files, and those of them the scan reads.
+    table_files: Vec<(String, u64)>,
+    files: Vec<(String, u64)>,
+    original: Arc<dyn ExecutionPlan>,
+    storage: Storage,
+    /// The picked rows; None: the original scan runs.
+    picked: OnceCell<std::result::Result<Option<Arc<Vec<RecordBatch>>>, Arc<DataFusionError>>>,
+}
+
+impl IndexScan {
+    async fn picked(&self, context: Arc<TaskContext>) -> Result<Option<Arc<Vec<RecordBatch>>>> {
+        self.picked
+            .get_or_init(|| async {
+                self.pick(context)
+                    .await
+                    .map(|rows| rows.map(Arc::new))
+                    .map_err(Arc::new)
+            })
+            .await
+            .clone()
+            .map_err(DataFusionError::Shared)
+    }
+
+    async fn pick(&self, context: Arc<TaskContext>) -> Result<Option<Vec<RecordBatch>>> {
+        let clock = std::time::Instant::now();
+        let build = self.shared.batches(context).await?;
+        let built = clock.elapsed().as_secs_f64();
+        let mut hashes = HashSet::new();
+        for batch in build.iter().flatten() {
+            let columns = self
+                .keys
+                .iter()
+                .map(|e| e.evaluate(batch)?.into_array(batch.num_rows()))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            let (Ok(first), Ok(second)) = (Text::of(&columns[0]), Text::of(&columns[1])) else {
+                return Ok(None);
+            };
+            for r in 0..batch.num_rows() {
+                if !first.is_null(r) && !second.is_null(r) {
+                    hashes.insert(identifier_hash(first.value(r), second.value(r)));
+                }
+            }
+        }
+        // Loaded for all the table's files (the load removes the indexes
+        // of files it is not given), picked from the scanned ones.
+        let Some(index) =
+            OccurrenceIndex::load(&self.storage, &self.table, &self.table_files).await?
+        else {
+            return Ok(None);
+        };
+        let loaded = clock.elapsed().as_secs_f64();
+        let most = (index.rows() as f64 * MAX_SHARE) as usize;
+        let by = self.by;
+        let picks: Vec<_> = index
+            .find(|id, row| {
+                hashes.contains(&match by {
+                    By::Identifier => id,
+                    By::Row => row,
+                })
+            })
+            .into_iter()
+            .filter(|(f, _)| self.files.iter().any(|(p, _)| p == index.path(*f)))
+            .collect();
+        let picked: usize = picks
+            .iter()
+            .flat_map(|(_, ranges)| ranges.iter().map(|r| r.len()))
+            .sum();
+        if picked > most {
+            return Ok(None);
+        }
+        let schema = self.original.schema();
+        let rows = index.read(picks).await?;
+        tracing::debug!(
+            table = self.table,
+            keys = hashes.len(),
+            rows = picked,
+            built,
+            loaded,
+            read = clock.elapsed().as_secs_f64(),
+            "index join: rows picked"
+        );
+        rows.iter()
+            .map(|batch| {
+                let columns = schema
+                    .fields()
+                    .iter()
+                    .map(|field| {
+                        let column = batch.column_by_name(field.name()).ok_or_else(|| {
+                            DataFusionError::Internal(format!(
+                                "the occurrence index read no column {}",
+                                field.name()
+                            ))
+                        })?;
+                        Ok(cast(column, field.data_type())?)
+                    })
+                    .collect::<Result<Vec<ArrayRef>>>()?;
+                Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+}
+
+impl fmt::Debug for IndexScanExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IndexScanExec({})", self.scan.table)
+    }
+}
+
+impl DisplayAs for IndexScanExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "IndexScanExec: table={}, by={:?}",
+            self.scan.table, self.scan.by
+        )
+    }
+}
+
+impl ExecutionPlan for IndexScanExec {
+    fn name(&self) -> &str {
+        "IndexScanExec"
+    }
+
+    fn apply_expressions(
+        &self,
+        _: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.scan.original.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        // The shared build side is the join's child, not this scan's.
+        vec![]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let this = Arc::clone(&self.scan);
+        let schema = self.schema();
+        let stream = futures::stream::once(async move {
+            let stream: SendableRecordBatchStream = match this.picked(Arc::clone(&context)).await? {
+                None => this.original.execute(partition, context)?,
+                Some(rows) => {
+                    let mine = if partition == 0 {
+                        rows.as_ref().clone()
+                    } else {
+                        Vec::new()
+                    };
+                    Box::pin(RecordBatchStreamAdapter::new(
+                        schema,
+                        futures::stream::iter(mine.into_iter().map(Ok)),
+                    ))
+                }
+            };
+            Ok::<_, DataFusionError>(stream)
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema(),
+            stream.boxed(),
+        )))
+    }
+}
