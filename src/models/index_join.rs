@@ -36,6 +36,7 @@ use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, collect_partitioned,
@@ -246,12 +247,17 @@ fn probe_scan(join: &HashJoinExec, indexed: &IndexedTables, storage: &Storage) -
 }
 
 /// Follows column `index` of `plan`'s output down to the scan it comes
-/// from, through operators that pass columns on: the scan and its column.
+/// from, through operators that pass every row's columns on (a sort
+/// without a limit, a filter, a projection of the column, a repartition):
+/// the scan and its column.
 fn trace(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<(Arc<dyn ExecutionPlan>, usize)> {
     if plan.is::<DataSourceExec>() {
         return Some((Arc::clone(plan), index));
     }
-    if plan.is::<RepartitionExec>() {
+    let whole_sort = plan
+        .downcast_ref::<SortExec>()
+        .is_some_and(|sort| sort.fetch().is_none());
+    if plan.is::<RepartitionExec>() || whole_sort {
         return trace(plan.children()[0], index);
     }
     if let Some(filter) = plan.downcast_ref::<FilterExec>() {
@@ -565,5 +571,170 @@ impl ExecutionPlan for IndexScanExec {
             self.schema(),
             stream.boxed(),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{StringArray, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::datasource::MemTable;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::physical_plan::{collect, displayable};
+    use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+    use super::*;
+    use crate::identity::resolve::input_schema;
+
+    const ROWS: usize = 4000;
+
+    /// An occurrence table of one file: row r is `(events, m<r/2>, r,
+    /// cookie, v<r>)`, and its index; a session reading it as `occ`.
+    async fn indexed() -> (tempfile::TempDir, SessionContext, IndexedTables) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path().to_str().unwrap()).unwrap();
+        let text = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values((0..ROWS).map(f)))
+        };
+        let columns = vec![
+            text(&|_| "events".into()),
+            text(&|r| format!("m{}", r / 2)),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(0..ROWS as i64).with_timezone("UTC"),
+            ) as ArrayRef,
+            text(&|_| "cookie".into()),
+            text(&|r| format!("v{r}")),
+            text(&|_| String::new()),
+        ];
+        let batch = RecordBatch::try_new(input_schema(), columns).unwrap();
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let path = "data/public/occ/v1/part-00000.parquet";
+        storage.put_bytes(path, bytes.into()).await.unwrap();
+        let files = vec![(path.to_owned(), 0)];
+        OccurrenceIndex::load(&storage, "occ", &files)
+            .await
+            .unwrap()
+            .expect("the file has the resolver's columns");
+        let ctx = SessionContext::new();
+        let url = storage.listing_url("data/public/occ/v1/").unwrap();
+        ctx.register_parquet("occ", url.as_str(), ParquetReadOptions::default())
+            .await
+            .unwrap();
+        let indexed = IndexedTables {
+            storage: Some(storage),
+            tables: vec![("occ".into(), files)],
+        };
+        (dir, ctx, indexed)
+    }
+
+    /// `sql` run as planned and with index joins: the two results, and
+    /// whether the index scan read picked rows (None: no index scan).
+    async fn both(
+        ctx: &SessionContext,
+        indexed: &IndexedTables,
+        sql: &str,
+    ) -> (String, String, Option<bool>) {
+        let plan = || async {
+            ctx.sql(sql)
+                .await
+                .unwrap()
+                .create_physical_plan()
+                .await
+                .unwrap()
+        };
+        let task = ctx.task_ctx();
+        let plain = collect(plan().await, Arc::clone(&task)).await.unwrap();
+        let rewritten = index_joins(plan().await, indexed).unwrap();
+        let shown = displayable(rewritten.as_ref()).indent(false).to_string();
+        let rows = collect(Arc::clone(&rewritten), task).await.unwrap();
+        let mut picked = None;
+        rewritten
+            .apply(|node| {
+                if let Some(scan) = node.downcast_ref::<IndexScanExec>() {
+                    picked = Some(matches!(scan.scan.picked.get(), Some(Ok(Some(_)))));
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .unwrap();
+        assert_eq!(picked.is_some(), shown.contains("IndexScanExec"), "{shown}");
+        let text = |b: &[RecordBatch]| pretty_format_batches(b).unwrap().to_string();
+        (text(&plain), text(&rows), picked)
+    }
+
+    fn keys(ctx: &SessionContext, rows: Vec<(String, String)>) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Utf8, false),
+            Field::new("b", DataType::Utf8, false),
+        ]));
+        let (a, b): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(a)) as ArrayRef,
+                Arc::new(StringArray::from(b)),
+            ],
+        )
+        .unwrap();
+        let _ = ctx.deregister_table("k");
+        ctx.register_table(
+            "k",
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_small_build_side_reads_only_the_rows_its_keys_pick() {
+        let (_dir, ctx, indexed) = indexed().await;
+        // By identifier: v3 and v10 (rows 3 and 10), and one not there.
+        keys(
+            &ctx,
+            ["v3", "v10", "v99999"]
+                .map(|v| ("cookie".to_owned(), v.to_owned()))
+                .into(),
+        );
+        let sql = "SELECT o.row_key, o.id_value, o.ts FROM k JOIN occ o \
+                   ON o.id_type = k.a AND o.id_value = k.b ORDER BY 1, 2";
+        let (plain, indexed_rows, picked) = both(&ctx, &indexed, sql).await;
+        assert_eq!(picked, Some(true));
+        assert_eq!(plain, indexed_rows);
+        assert!(plain.contains("| m5") && plain.contains("| m1 "), "{plain}");
+        // By row: the group of rows 4 and 5, semi-joined.
+        keys(&ctx, vec![("events".into(), "m2".into())]);
+        let sql = "SELECT o.id_value FROM occ o WHERE EXISTS \
+                   (SELECT 1 FROM k WHERE k.a = o.source AND k.b = o.row_key) ORDER BY 1";
+        let (plain, indexed_rows, picked) = both(&ctx, &indexed, sql).await;
+        assert_eq!(picked, Some(true));
+        assert_eq!(plain, indexed_rows);
+        assert!(
+            plain.contains("| v4 ") && plain.contains("| v5 "),
+            "{plain}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_large_build_side_or_other_join_scans_as_planned() {
+        let (_dir, ctx, indexed) = indexed().await;
+        // A tenth of the rows' identifiers: past the share the index pays.
+        keys(
+            &ctx,
+            (0..ROWS / 10)
+                .map(|r| ("cookie".to_owned(), format!("v{}", r * 10)))
+                .collect(),
+        );
+        let sql = "SELECT count(*) FROM k JOIN occ o ON o.id_type = k.a AND o.id_value = k.b";
+        let (plain, indexed_rows, picked) = both(&ctx, &indexed, sql).await;
+        assert_eq!(picked, Some(false));
+        assert_eq!(plain, indexed_rows);
+        assert!(plain.contains("| 400 "), "{plain}");
+        // A join on other columns is left as it is.
+        let sql = "SELECT count(*) FROM k JOIN occ o ON o.ts IS NOT NULL AND o.id_value = k.b";
+        let (plain, indexed_rows, picked) = both(&ctx, &indexed, sql).await;
+        assert_eq!(picked, None);
+        assert_eq!(plain, indexed_rows);
     }
 }

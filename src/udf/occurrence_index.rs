@@ -53,8 +53,8 @@ struct Hashes {
     groups: Vec<u64>,
 }
 
-/// The hashes this process holds, by table and index file: those of the
-/// files its last load was given. Files never change once published, so
+/// The hashes this process holds, by storage root and table, and index
+/// file: those of the files its last load was given. Files never change once published, so
 /// they stay right, and the next load (a run's graph, then its merges'
 /// index joins) reads none of them again.
 type Loaded = HashMap<String, HashMap<String, Arc<Hashes>>>;
@@ -83,7 +83,8 @@ impl OccurrenceIndex {
     ) -> Result<Option<Self>> {
         let dir = layout::occurrence_index_dir(table);
         let stored = storage.list(&dir).await.map_err(DataFusionError::from)?;
-        let cached = held().get(table).cloned().unwrap_or_default();
+        let held_as = format!("{} {table}", storage.root_url());
+        let cached = held().get(&held_as).cloned().unwrap_or_default();
         let loaded: Vec<Option<FileIndex>> = futures::stream::iter(files.iter().cloned())
             .map(|(path, size)| {
                 let storage = storage.clone();
@@ -124,7 +125,7 @@ impl OccurrenceIndex {
             return Ok(None);
         };
         held().insert(
-            table.to_owned(),
+            held_as,
             files
                 .iter()
                 .map(|f| (index_file(table, &f.path, f.size), Arc::clone(&f.hashes)))
