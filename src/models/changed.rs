@@ -545,7 +545,7 @@ fn rotate(j: &Join, input: &str) -> datafusion::error::Result<Option<LogicalPlan
     ) else {
         return Ok(None);
     };
-    if inner.join_type != JoinType::Inner || inner.filter.is_some() {
+    if inner.join_type != JoinType::Inner || inner.filter.is_some() || j.on.is_empty() {
         return Ok(None);
     }
     let b = inner.right.schema();

@@ -92,21 +92,28 @@ impl IndexedTables {
         })
     }
 
-    /// The table whose files `paths` are among: its name, its files and
-    /// the recorded `(path, size)` of each of `paths`.
-    #[allow(clippy::type_complexity)]
-    fn table_of(
-        &self,
-        paths: &[String],
-    ) -> Option<(String, Vec<(String, u64)>, Vec<(String, u64)>)> {
+    /// The table whose files `paths` are among.
+    fn table_of(&self, paths: &[String]) -> Option<Found> {
         self.tables.iter().find_map(|(name, files)| {
-            let picked: Vec<(String, u64)> = paths
+            let scanned: Vec<(String, u64)> = paths
                 .iter()
                 .map(|p| files.iter().find(|(f, _)| f == p).cloned())
                 .collect::<Option<_>>()?;
-            (!picked.is_empty()).then(|| (name.clone(), files.clone(), picked))
+            (!scanned.is_empty()).then(|| Found {
+                table: name.clone(),
+                table_files: files.clone(),
+                scanned,
+            })
         })
     }
+}
+
+/// An indexed table a scan reads: its name, its files, and the recorded
+/// `(path, size)` of the files the scan reads.
+struct Found {
+    table: String,
+    table_files: Vec<(String, u64)>,
+    scanned: Vec<(String, u64)>,
 }
 
 /// `plan` with every qualifying hash join's probe-side scan read through
@@ -219,7 +226,11 @@ fn probe_scan(join: &HashJoinExec, indexed: &IndexedTables, storage: &Storage) -
     {
         return None;
     }
-    let (table, table_files, files) = indexed.table_of(&paths)?;
+    let Found {
+        table,
+        table_files,
+        scanned: files,
+    } = indexed.table_of(&paths)?;
     let key = |name: &str| {
         names
             .iter()
@@ -289,11 +300,17 @@ fn replace_leaf(
 
 type Partitions = Arc<Vec<Vec<RecordBatch>>>;
 
+/// The rows an index scan picked; None: the original scan runs.
+type Picked = Option<Arc<Vec<RecordBatch>>>;
+
+/// A result computed once and handed to every reader.
+type Once<T> = OnceCell<std::result::Result<T, Arc<DataFusionError>>>;
+
 /// Its input, collected once and handed out to every reader, partition by
 /// partition: the build side, which the join and the index scan both read.
 pub struct SharedExec {
     input: Arc<dyn ExecutionPlan>,
-    batches: Arc<OnceCell<std::result::Result<Partitions, Arc<DataFusionError>>>>,
+    batches: Arc<Once<Partitions>>,
 }
 
 impl SharedExec {
@@ -400,12 +417,11 @@ struct IndexScan {
     files: Vec<(String, u64)>,
     original: Arc<dyn ExecutionPlan>,
     storage: Storage,
-    /// The picked rows; None: the original scan runs.
-    picked: OnceCell<std::result::Result<Option<Arc<Vec<RecordBatch>>>, Arc<DataFusionError>>>,
+    picked: Once<Picked>,
 }
 
 impl IndexScan {
-    async fn picked(&self, context: Arc<TaskContext>) -> Result<Option<Arc<Vec<RecordBatch>>>> {
+    async fn picked(&self, context: Arc<TaskContext>) -> Result<Picked> {
         self.picked
             .get_or_init(|| async {
                 self.pick(context)

@@ -12,6 +12,9 @@
 //!   result is exact whatever the query does, and DataFusion pushes it
 //!   down (through aggregates and windows partitioned by the key, joins
 //!   and projections) so that only the touched keys' input is aggregated.
+//!   Both runs join small sets of rows with whole tables; a join that
+//!   probes the identifier occurrences reads only the rows their index
+//!   picks ([`super::index_join`]).
 //!   Every current row of a touched key is replaced, so a key that lost
 //!   all its rows (a profile merged into another) is removed. Exact when
 //!   the rows a change reaches carry the keys whose rows change, as for
