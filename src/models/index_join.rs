@@ -11,8 +11,8 @@
 //! collected once and shared ([`SharedExec`]) between the join and the
 //! probe side's scan, which becomes an [`IndexScanExec`]. That reads the
 //! picked rows (a hash collision only picks a row too many: the join still
-//! compares the values) — or, when the build side holds too many keys for
-//! the index to pay, runs the original scan. Only joins that drop the
+//! compares the values) — or, when the keys pick too many rows for the
+//! index to pay (more than [`MAX_SHARE`]), runs the original scan. Only joins that drop the
 //! probe rows nothing matches qualify (inner, semi and anti joins keeping
 //! the build side, left joins), and only scans of whole files (no deleted
 //! rows, no limit) whose columns the index can read.
@@ -51,8 +51,8 @@ use crate::identity::resolve::{INPUT_COLUMNS, identifier_hash};
 use crate::storage::{Storage, layout};
 use crate::udf::occurrence_index::OccurrenceIndex;
 
-/// The index pays while the build side has at most this share of the
-/// table's rows, and the rows it picks are at most this share.
+/// The index pays while the rows it picks are at most this share of the
+/// table's.
 const MAX_SHARE: f64 = 0.05;
 
 /// The tables with an occurrence index, and their files.

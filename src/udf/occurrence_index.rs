@@ -53,10 +53,11 @@ struct Hashes {
     groups: Vec<u64>,
 }
 
-/// The hashes this process holds, by storage root and table, and index
-/// file: those of the files its last load was given. Files never change once published, so
-/// they stay right, and the next load (a run's graph, then its merges'
-/// index joins) reads none of them again.
+/// The hashes this process holds, by storage root and table, then by
+/// index file: those of the files the table's last load was given (16
+/// bytes a row). Files never change once published, so they stay right,
+/// and the next load (a run's graph, then its merges' index joins) reads
+/// none of them again.
 type Loaded = HashMap<String, HashMap<String, Arc<Hashes>>>;
 static LOADED: LazyLock<Mutex<Loaded>> = LazyLock::new(Default::default);
 
