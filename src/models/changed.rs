@@ -331,9 +331,9 @@ fn refs<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Vec<Column> {
 ///
 /// Where `wide` holds, more rows than `plan` gives are as good (the
 /// operators above can only give more keys from more rows: see
-/// [`Changed::keys_over`]), so filters are dropped and an inner join keeps only the
-/// side that reads the change when the other side gives nothing required
-/// but columns it equates with the first side's.
+/// [`Changed::keys_over`]), so filters are dropped, and an inner join
+/// keeps only the side that reads the change when the other side gives
+/// nothing required but columns it equates with the first side's.
 fn prune(
     plan: &LogicalPlan,
     required: &[Column],
