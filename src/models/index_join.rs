@@ -56,9 +56,9 @@ use crate::udf::occurrence_index::OccurrenceIndex;
 const MAX_SHARE: f64 = 0.05;
 
 /// The tables with an occurrence index, and their files.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct IndexedTables {
-    storage: Option<Storage>,
+    storage: Storage,
     tables: Vec<(String, Vec<(String, u64)>)>,
 }
 
@@ -67,17 +67,7 @@ impl IndexedTables {
     /// no deleted rows.
     pub async fn find(catalog: &Catalog, storage: &Storage) -> AppResult<Self> {
         let mut tables = Vec::new();
-        let root = layout::occurrence_index_root();
-        let mut names: Vec<String> = storage
-            .list(&root)
-            .await?
-            .into_iter()
-            .filter_map(|(rel, _)| {
-                let rest = rel.strip_prefix(&root)?;
-                Some(rest.split_once('/')?.0.to_owned())
-            })
-            .collect();
-        names.dedup();
+        let names = storage.list_dirs(&layout::occurrence_index_root()).await?;
         for name in names {
             if let Some(files) = catalog.input_files(&name)
                 && files.version.is_some()
@@ -87,7 +77,7 @@ impl IndexedTables {
             }
         }
         Ok(Self {
-            storage: Some(storage.clone()),
+            storage: storage.clone(),
             tables,
         })
     }
@@ -122,9 +112,7 @@ pub fn index_joins(
     plan: Arc<dyn ExecutionPlan>,
     indexed: &IndexedTables,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    let Some(storage) = &indexed.storage else {
-        return Ok(plan);
-    };
+    let storage = &indexed.storage;
     if indexed.tables.is_empty() {
         return Ok(plan);
     }
@@ -641,7 +629,7 @@ mod tests {
             .await
             .unwrap();
         let indexed = IndexedTables {
-            storage: Some(storage),
+            storage,
             tables: vec![("occ".into(), files)],
         };
         (dir, ctx, indexed)
