@@ -9,13 +9,20 @@ WITH base AS (
 ),
 -- ties are broken by profile id, so equal input gives equal scores; recency
 -- ranks by the last order's time, not by recency_days, so the scores do not
--- move with the clock between two runs over the same data
+-- move with the clock between two runs over the same data. Only buyers are
+-- ranked, over just the columns the ranks need, and joined back.
+scores AS (
+    SELECT profile_id,
+           CAST(ntile(5) OVER (ORDER BY last_order_at, profile_id) AS INT) AS r_score,
+           CAST(ntile(5) OVER (ORDER BY order_count, profile_id) AS INT) AS f_score,
+           CAST(ntile(5) OVER (ORDER BY total_revenue, profile_id) AS INT) AS m_score
+    FROM profile_traits
+    WHERE order_count > 0
+),
 scored AS (
-    SELECT b.*,
-           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY last_order_at, profile_id) AS INT) END AS r_score,
-           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY order_count, profile_id) AS INT) END AS f_score,
-           CASE WHEN order_count > 0 THEN CAST(ntile(5) OVER (PARTITION BY order_count > 0 ORDER BY total_revenue, profile_id) AS INT) END AS m_score
+    SELECT b.*, s.r_score, s.f_score, s.m_score
     FROM base b
+    LEFT JOIN scores s ON s.profile_id = b.profile_id
 )
 SELECT profile_id, user_id, email, phone, first_name, last_name, city, country, birthday, consent_email,
        first_seen_at, last_seen_at, event_count, order_count, total_revenue,

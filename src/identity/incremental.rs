@@ -48,6 +48,7 @@ use datafusion::error::Result;
 use hashbrown::{HashMap, HashSet};
 
 use super::graph::{MODEL_RULE, Text};
+use super::hash_filter::HashFilter;
 use crate::storage::deletes::{DeletedRows, NewDeletes};
 use crate::storage::live_rows::{LiveBatch, LiveRows};
 
@@ -268,7 +269,7 @@ impl PreviousOutput {
             ids.extend((0..b.num_rows()).filter_map(|r| o.id(r, None)));
         }
         Ok(self.take_unread(|k| {
-            k.component().is_some_and(|c| scope.components.contains(&c))
+            k.component().is_some_and(|c| scope.components.contains(c))
                 || k.flags & REDIRECT != 0
                 || (k.flags & LONE_REJECTION != 0 && ids.contains(&k.id))
         }))
@@ -362,20 +363,20 @@ impl<'a> Occurrences<'a> {
 
 /// The touched part of the graph (see the module docs).
 pub struct Scope {
-    components: HashSet<u64>,
+    components: HashFilter,
     /// Identifiers whose earlier occurrences are read.
-    ids: HashSet<u64>,
+    ids: HashFilter,
     /// Row groups of the new occurrences.
-    groups: HashSet<u64>,
+    groups: HashFilter,
 }
 
 impl Scope {
     /// The components the new occurrences reach.
     pub fn new(previous: &PreviousOutput, delta: &[RecordBatch]) -> Result<Self> {
         let mut scope = Self {
-            components: HashSet::new(),
-            ids: HashSet::new(),
-            groups: HashSet::new(),
+            components: HashFilter::default(),
+            ids: HashFilter::default(),
+            groups: HashFilter::default(),
         };
         for b in delta {
             let o = Occurrences::of(b)?;
@@ -386,18 +387,18 @@ impl Scope {
         }
         let new_ids = std::mem::take(&mut scope.ids);
         scope.add_components_of(previous, &new_ids);
-        scope.ids.extend(new_ids);
+        scope.ids.extend(new_ids.iter());
         Ok(scope)
     }
 
     /// Adds the components of `ids` and every identifier of theirs; true
     /// when a component was added.
-    fn add_components_of(&mut self, previous: &PreviousOutput, ids: &HashSet<u64>) -> bool {
-        let mut added = HashSet::new();
+    fn add_components_of(&mut self, previous: &PreviousOutput, ids: &HashFilter) -> bool {
+        let mut added = HashFilter::default();
         previous.each_row(|id, component| {
             if let Some(c) = component
-                && ids.contains(&id)
-                && !self.components.contains(&c)
+                && ids.contains(id)
+                && !self.components.contains(c)
             {
                 added.insert(c);
             }
@@ -406,18 +407,18 @@ impl Scope {
             return false;
         }
         previous.each_row(|id, component| {
-            if component.is_some_and(|c| added.contains(&c)) {
+            if component.is_some_and(|c| added.contains(c)) {
                 self.ids.insert(id);
             }
         });
-        self.components.extend(added);
+        self.components.extend(added.iter());
         true
     }
 
     /// Whether an earlier occurrence with this identifier hash (see
     /// [`identifier_hash`]; 0 for none) and row-group hash is read.
     pub fn wants(&self, id: u64, group: u64) -> bool {
-        self.ids.contains(&id) || self.groups.contains(&group)
+        self.ids.contains(id) || self.groups.contains(group)
     }
 
     /// Which rows of an earlier occurrence batch to read.
@@ -431,7 +432,7 @@ impl Scope {
     /// Adds the components of identifiers in `kept` not yet in scope; true
     /// when the earlier occurrences must be read again.
     pub fn widen(&mut self, previous: &PreviousOutput, kept: &[RecordBatch]) -> Result<bool> {
-        let mut outside = HashSet::new();
+        let mut outside = HashFilter::default();
         // Every row of a group in scope is read: a row whose identifiers
         // link nothing (junk, invalid) still dates the group.
         let mut more_groups = false;
@@ -439,11 +440,11 @@ impl Scope {
             let o = Occurrences::of(b)?;
             for r in 0..b.num_rows() {
                 more_groups |= self.groups.insert(o.group(r));
-                outside.extend(o.id(r, Some(previous)).filter(|h| !self.ids.contains(h)));
+                outside.extend(o.id(r, Some(previous)).filter(|&h| !self.ids.contains(h)));
             }
         }
         let grew = !outside.is_empty() && self.add_components_of(previous, &outside);
-        self.ids.extend(outside);
+        self.ids.extend(outside.iter());
         Ok(grew || more_groups)
     }
 
@@ -464,7 +465,7 @@ impl Scope {
             let mask: BooleanArray = keys
                 .iter()
                 .map(|k| {
-                    let inside = k.component().is_some_and(|c| self.components.contains(&c));
+                    let inside = k.component().is_some_and(|c| self.components.contains(c));
                     if !inside && let Some(p) = k.profile() {
                         used.insert(p);
                     }
@@ -511,7 +512,7 @@ impl Scope {
                 .map(|(r, k)| {
                     let keep = match k.component() {
                         _ if k.flags & REDIRECT != 0 => false,
-                        Some(c) => !self.components.contains(&c),
+                        Some(c) => !self.components.contains(c),
                         None if k.flags & LONE_REJECTION != 0 => {
                             match fresh.get(&k.id).and_then(|rows| {
                                 rows.iter()

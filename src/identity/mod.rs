@@ -10,8 +10,11 @@
 //!   are resolved again.
 //! - [`rules`]: the rules table; [`junk`]: values that never link people.
 //! - [`union_find`]: disjoint sets over dense `u32` ids.
+//! - [`hash_filter`]: hash sets with a bitmap in front, for scans that
+//!   test millions of rows against a few thousand wanted hashes.
 
 pub mod graph;
+pub mod hash_filter;
 pub mod incremental;
 pub mod interner;
 pub mod junk;

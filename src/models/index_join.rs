@@ -17,7 +17,6 @@
 //! the build side, left joins), and only scans of whole files (no deleted
 //! rows, no limit) whose columns the index can read.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -47,6 +46,7 @@ use tokio::sync::OnceCell;
 use crate::catalog::Catalog;
 use crate::error::Result as AppResult;
 use crate::identity::graph::Text;
+use crate::identity::hash_filter::HashFilter;
 use crate::identity::resolve::{INPUT_COLUMNS, identifier_hash};
 use crate::storage::{Storage, layout};
 use crate::udf::occurrence_index::OccurrenceIndex;
@@ -426,7 +426,7 @@ impl IndexScan {
         let clock = std::time::Instant::now();
         let build = self.shared.batches(context).await?;
         let built = clock.elapsed().as_secs_f64();
-        let mut hashes = HashSet::new();
+        let mut hashes = HashFilter::default();
         for batch in build.iter().flatten() {
             let columns = self
                 .keys
@@ -454,7 +454,7 @@ impl IndexScan {
         let by = self.by;
         let picks: Vec<_> = index
             .find(|id, row| {
-                hashes.contains(&match by {
+                hashes.contains(match by {
                     By::Identifier => id,
                     By::Row => row,
                 })

@@ -5,8 +5,8 @@
 //! the occurrence files (a Parquet row selection; pages without a selected
 //! row are skipped) instead of decoding every string of history.
 //!
-//! Stored under `state/occurrence_index/` (see [`layout`]), one Parquet
-//! file per occurrence file, named by the file's path and size: occurrence
+//! Stored under `state/occurrence_index/` (see [`layout`]), one file of
+//! `u64` columns ([`u64_columns`]) per occurrence file, named by the file's path and size: occurrence
 //! files are immutable once published, so an index never goes stale; a
 //! missing one is built by reading its file once, and indexes of files the
 //! table no longer has are deleted. The hashes are those
@@ -23,6 +23,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use bytes::Bytes;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
+use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
@@ -43,14 +44,15 @@ struct FileIndex {
     path: String,
     size: u64,
     hashes: Arc<Hashes>,
-    /// Rows already handed out by [`OccurrenceIndex::select`].
+    /// Rows already handed out by [`OccurrenceIndex::select`] (empty
+    /// until it first hands out rows of any file).
     taken: Vec<bool>,
 }
 
 /// The identifier and row hashes of a file's rows.
 struct Hashes {
-    ids: Vec<u64>,
-    groups: Vec<u64>,
+    ids: ScalarBuffer<u64>,
+    groups: ScalarBuffer<u64>,
 }
 
 /// The hashes this process holds, by storage root and table, then by
@@ -99,12 +101,11 @@ impl OccurrenceIndex {
                             None => return Ok(None),
                         },
                     };
-                    let taken = vec![false; hashes.ids.len()];
                     Ok::<_, DataFusionError>(Some(FileIndex {
                         path,
                         size,
                         hashes,
-                        taken,
+                        taken: Vec::new(),
                     }))
                 })
             })
@@ -153,6 +154,9 @@ impl OccurrenceIndex {
         let mut picks = Vec::new();
         for (f, file) in self.files.iter_mut().enumerate() {
             let Hashes { ids, groups } = file.hashes.as_ref();
+            if file.taken.is_empty() {
+                file.taken = vec![false; ids.len()];
+            }
             let ranges = ranges((0..ids.len()).filter(|&r| {
                 let wanted = !file.taken[r] && wants(ids[r], groups[r]);
                 if wanted {
@@ -269,7 +273,10 @@ async fn load_or_build(
         .put_bytes(rel, encode(&ids, &groups)?)
         .await
         .map_err(DataFusionError::from)?;
-    Ok(Some(Hashes { ids, groups }))
+    Ok(Some(Hashes {
+        ids: ids.into(),
+        groups: groups.into(),
+    }))
 }
 
 const COLUMNS: [&str; 2] = ["id_hash", "group_hash"];
@@ -279,7 +286,7 @@ fn encode(ids: &[u64], groups: &[u64]) -> Result<Bytes> {
 }
 
 /// The stored hashes; None if the file is not an index (it is rebuilt).
-fn decode(bytes: Bytes) -> Result<Option<(Vec<u64>, Vec<u64>)>> {
+fn decode(bytes: Bytes) -> Result<Option<(ScalarBuffer<u64>, ScalarBuffer<u64>)>> {
     Ok(u64_columns::decode(bytes, &COLUMNS)?.map(|mut c| {
         let groups = c.pop().unwrap_or_default();
         (c.pop().unwrap_or_default(), groups)
