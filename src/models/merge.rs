@@ -43,7 +43,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Datelike, NaiveDate, Timelike};
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -138,11 +138,15 @@ pub async fn merge_changes(
         let frame = ctx.execute_logical_plan(plan).await?;
         let task = Arc::new(frame.task_ctx());
         let physical = index_joins(frame.create_physical_plan().await?, indexed)?;
+        let batches = datafusion::physical_plan::collect(Arc::clone(&physical), task).await?;
         tracing::trace!(
-            plan = %datafusion::physical_plan::displayable(physical.as_ref()).indent(false),
-            "merge: physical plan"
+            plan = %datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                physical.as_ref()
+            )
+            .indent(false),
+            "merge: physical plan, as run"
         );
-        Ok::<_, Error>(datafusion::physical_plan::collect(physical, task).await?)
+        Ok::<_, Error>(batches)
     };
     if let Some(input) = changed.row_wise() {
         let rows = collect(changed.over(input, Side::Inserted)?).await?;
@@ -407,20 +411,22 @@ async fn replaced_rows(
             .map(|&i| SortField::new(schema.field(i).data_type().clone()))
             .collect(),
     )?;
-    let mut keys: HashSet<OwnedRow> = HashSet::new();
+    // Keys as their rows' bytes, so the current table's rows are looked
+    // up without copying each.
+    let mut keys: hashbrown::HashSet<Vec<u8>> = hashbrown::HashSet::new();
     for batch in also {
         let columns = key_columns(batch, &indices, &schema, true)?;
         for row in converter.convert_columns(&columns)?.iter() {
-            keys.insert(row.owned());
+            keys.insert(row.as_ref().to_vec());
         }
     }
-    let mut recomputed: HashSet<OwnedRow> = HashSet::new();
+    let mut recomputed: hashbrown::HashSet<Vec<u8>> = hashbrown::HashSet::new();
     for batch in rows {
         let columns = key_columns(batch, &indices, &schema, false)?;
         let converted = converter.convert_columns(&columns)?;
         for (r, row) in converted.iter().enumerate() {
-            keys.insert(row.owned());
-            if !recomputed.insert(row.owned()) {
+            keys.insert(row.as_ref().to_vec());
+            if !recomputed.insert(row.as_ref().to_vec()) {
                 let value: Vec<String> = columns
                     .iter()
                     .map(|c| array_value_to_string(c, r).unwrap_or_default())
@@ -438,7 +444,7 @@ async fn replaced_rows(
     for batch in &live.batches {
         let converted = converter.convert_columns(batch.batch.columns())?;
         for (r, row) in converted.iter().enumerate() {
-            if keys.contains(&row.owned()) {
+            if keys.contains(row.as_ref()) {
                 positions
                     .entry(batch.file)
                     .or_default()

@@ -114,8 +114,16 @@ mod tests {
         let c = decode(unaligned, &["a", "bee"]).unwrap().unwrap();
         assert_eq!(&c[1][..], &b[..]);
         assert!(decode(bytes.clone(), &["a", "b"]).unwrap().is_none());
-        assert!(decode(bytes.slice(..bytes.len() - 8), &["a", "bee"]).unwrap().is_none());
-        assert!(decode(Bytes::from_static(b"PAR1...."), &["a"]).unwrap().is_none());
+        assert!(
+            decode(bytes.slice(..bytes.len() - 8), &["a", "bee"])
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            decode(Bytes::from_static(b"PAR1...."), &["a"])
+                .unwrap()
+                .is_none()
+        );
         let empty = encode(&["x"], &[&[]]).unwrap();
         assert_eq!(decode(empty, &["x"]).unwrap().unwrap()[0].len(), 0);
     }
