@@ -102,7 +102,9 @@ mod tests {
 
     #[test]
     fn columns_round_trip_and_other_layouts_are_refused() {
-        let a: Vec<u64> = (0..1000).map(|i| i * 0x9e37_79b9_7f4a_7c15).collect();
+        let a: Vec<u64> = (0..1000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
         let b: Vec<u64> = (0..1000).rev().collect();
         let bytes = encode(&["a", "bee"], &[&a, &b]).unwrap();
         let c = decode(bytes.clone(), &["a", "bee"]).unwrap().unwrap();
