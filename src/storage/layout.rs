@@ -7,9 +7,9 @@
 //! catalog/views/<schema>/<name>.json         persisted views (SQL + columns)
 //! catalog/tables/<schema>/<name>.json        table pointers: the current version
 //! data/<schema>/<name>/<version>/part-*.parquet   table versions
-//! state/occurrence_index/<table>/<file>.parquet  derived per-file hashes
+//! state/occurrence_index/<table>/<file>.u64      derived per-file hashes
 //!                                            (`resolve_identities`; rebuilt if missing)
-//! state/graph_index/<table>/<file>.parquet   per-file row keys of its output (same)
+//! state/graph_index/<table>/<file>.u64       per-file row keys of its output (same)
 //! history/runs/<run id>.json                one file per run of models (`system.runs`)
 //! history/activations/<name>.json           an activation's delivery cursor
 //! truth/                                     generator ground truth (tests only)
@@ -59,7 +59,7 @@ pub fn occurrence_index_dir(table: &str) -> String {
 
 /// The index of an occurrence file, by a digest of the file's path and size.
 pub fn occurrence_index_file(table: &str, digest: u64) -> String {
-    format!("{}{digest:016x}.parquet", occurrence_index_dir(table))
+    format!("{}{digest:016x}.u64", occurrence_index_dir(table))
 }
 
 pub fn graph_index_dir(table: &str) -> String {
@@ -69,7 +69,7 @@ pub fn graph_index_dir(table: &str) -> String {
 /// The index of a data file of `resolve_identities`' output table, by a
 /// digest of the file's path.
 pub fn graph_index_file(table: &str, digest: u64) -> String {
-    format!("{}{digest:016x}.parquet", graph_index_dir(table))
+    format!("{}{digest:016x}.u64", graph_index_dir(table))
 }
 
 /// Splits `catalog/<kind>/<schema>/<name>.json` into `(schema, name)`.
