@@ -17,7 +17,7 @@ const MIN_BITS_LOG2: u32 = 16;
 
 #[derive(Clone)]
 pub struct HashFilter {
-    /// Bit `spread(h) >> shift` is set for every member `h`.
+    /// Bit [`Self::bit`]`(h)` is set for every member `h`.
     bits: Vec<u64>,
     shift: u32,
     set: HashSet<u64, FixedState>,
@@ -93,14 +93,6 @@ impl Extend<u64> for HashFilter {
         for h in hashes {
             self.insert(h);
         }
-    }
-}
-
-impl FromIterator<u64> for HashFilter {
-    fn from_iter<I: IntoIterator<Item = u64>>(hashes: I) -> Self {
-        let mut filter = Self::default();
-        filter.extend(hashes);
-        filter
     }
 }
 
