@@ -1,4 +1,5 @@
-{{ config(materialized='incremental', unique_key=['id_type', 'id_value']) }}
+{{ config(materialized='incremental', unique_key=['id_type', 'id_value'],
+          indexes=[{'columns': ['profile_id']}, {'columns': ['id_type', 'id_value']}]) }}
 -- identity_map: one row per normalised identifier that belongs to a profile.
 -- Incremental: it follows identity_graph's changes row by row (the graph's
 -- inserted linked rows are added, the identifiers of its deleted ones are

@@ -1,4 +1,5 @@
-{{ config(materialized='incremental') }}
+{{ config(materialized='incremental',
+          indexes=[{'columns': ['order_id']}, {'columns': ['source', 'row_key']}]) }}
 -- order_rows: every source row that carries an order — the order system's
 -- rows and Segment's "Order Completed" events — with the row's key, so its
 -- identifiers can be found. Incremental: each run appends the rows of the

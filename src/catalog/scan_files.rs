@@ -124,19 +124,30 @@ impl TableProvider for ScanFiles {
                     .then(|| f.clone())
             }),
             Rewrite::Live(selections) => map_scanned_files(plan, |f| {
-                let mut f = f.clone();
-                if let Some(selection) = selections.get(f.object_meta.location.as_ref()) {
-                    f.statistics = f.statistics.map(|s| {
-                        let mut s = s.as_ref().clone().to_inexact();
-                        s.num_rows = Precision::Inexact(selection.row_count());
-                        Arc::new(s)
-                    });
-                    f = f.with_extension(ParquetRowSelection::new(selection.clone()));
-                }
-                Some(f)
+                Some(match selections.get(f.object_meta.location.as_ref()) {
+                    Some(selection) => select_rows(f, selection.clone()),
+                    None => f.clone(),
+                })
             }),
         }
     }
+}
+
+/// `file` read through `selection` (of all its rows), and through the
+/// selection it was read through already, if any; its statistics made
+/// inexact with the rows left (its bounds still bound them).
+pub fn select_rows(file: &PartitionedFile, selection: RowSelection) -> PartitionedFile {
+    let selection = match file.extension::<ParquetRowSelection>() {
+        Some(before) => before.selection().intersection(&selection),
+        None => selection,
+    };
+    let mut file = file.clone();
+    file.statistics = file.statistics.map(|s| {
+        let mut s = s.as_ref().clone().to_inexact();
+        s.num_rows = Precision::Inexact(selection.row_count());
+        Arc::new(s)
+    });
+    file.with_extension(ParquetRowSelection::new(selection))
 }
 
 /// `plan` with each file its scans read replaced by what `f` makes of it

@@ -17,13 +17,15 @@
 //! the build side, left joins), and only scans of whole files (no deleted
 //! rows, no limit) whose columns the index can read.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::common::JoinType;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{JoinType, NullEquality};
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
@@ -43,6 +45,7 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
+use super::index_scan::{ColumnIndexed, IndexedScanExec, Keys, scanned_paths};
 use crate::catalog::Catalog;
 use crate::error::Result as AppResult;
 use crate::identity::graph::Text;
@@ -55,17 +58,24 @@ use crate::udf::occurrence_index::OccurrenceIndex;
 /// table's.
 const MAX_SHARE: f64 = 0.05;
 
-/// The tables with an occurrence index, and their files.
+/// The tables with an occurrence index, and their files; and the tables
+/// with declared column indexes (see [`super::column_index`]).
 #[derive(Debug, Clone)]
 pub struct IndexedTables {
     storage: Storage,
     tables: Vec<(String, Vec<(String, u64)>)>,
+    columns: Vec<ColumnIndexed>,
 }
 
 impl IndexedTables {
     /// Those tables whose index `resolve_identities` keeps and that have
-    /// no deleted rows.
-    pub async fn find(catalog: &Catalog, storage: &Storage) -> AppResult<Self> {
+    /// no deleted rows, and the tables of `declared` (table → the column
+    /// lists of its indexes) as they are now.
+    pub async fn find(
+        catalog: &Catalog,
+        storage: &Storage,
+        declared: &BTreeMap<String, Vec<Vec<String>>>,
+    ) -> AppResult<Self> {
         let mut tables = Vec::new();
         let names = storage.list_dirs(&layout::occurrence_index_root()).await?;
         for name in names {
@@ -76,10 +86,42 @@ impl IndexedTables {
                 tables.push((name, files.files));
             }
         }
+        let mut columns = Vec::new();
+        for (name, indexes) in declared {
+            if let Some(files) = catalog.input_files(name)
+                && files.version.is_some()
+                && !indexes.is_empty()
+            {
+                columns.push(ColumnIndexed {
+                    table: name.clone(),
+                    files: files.files.into_iter().map(|(p, _)| p).collect(),
+                    indexes: indexes.clone(),
+                });
+            }
+        }
         Ok(Self {
             storage: storage.clone(),
             tables,
+            columns,
         })
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn column_indexed(&self) -> &[ColumnIndexed] {
+        &self.columns
+    }
+
+    /// The table with column indexes whose files `paths` are among.
+    pub fn column_table(&self, paths: &[String]) -> Option<&ColumnIndexed> {
+        if paths.is_empty() {
+            return None;
+        }
+        self.columns
+            .iter()
+            .find(|t| paths.iter().all(|p| t.files.contains(p)))
     }
 
     /// The table whose files `paths` are among.
@@ -113,7 +155,7 @@ pub fn index_joins(
     indexed: &IndexedTables,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let storage = &indexed.storage;
-    if indexed.tables.is_empty() {
+    if indexed.tables.is_empty() && indexed.columns.is_empty() {
         return Ok(plan);
     }
     Ok(plan
@@ -121,7 +163,12 @@ pub fn index_joins(
             let Some(join) = node.downcast_ref::<HashJoinExec>() else {
                 return Ok(Transformed::no(node));
             };
-            if !matches!(
+            if join.null_equality() != NullEquality::NullEqualsNothing {
+                return Ok(Transformed::no(node));
+            }
+            // Which side's rows that match no key of the other side's can
+            // be left unread: the probe (right) side's, or the build's.
+            let right_prunable = matches!(
                 join.join_type(),
                 JoinType::Inner
                     | JoinType::Left
@@ -129,7 +176,39 @@ pub fn index_joins(
                     | JoinType::LeftAnti
                     | JoinType::LeftMark
                     | JoinType::RightSemi
-            ) {
+            );
+            let left_prunable = matches!(
+                join.join_type(),
+                JoinType::Inner
+                    | JoinType::Right
+                    | JoinType::LeftSemi
+                    | JoinType::RightSemi
+                    | JoinType::RightAnti
+                    | JoinType::RightMark
+            );
+            if !right_prunable && !left_prunable {
+                return Ok(Transformed::no(node));
+            }
+            let right_keys = || join.on().iter().map(|(l, r)| (r, l));
+            if right_prunable
+                && let Some(lookup) = column_lookup(join.right(), right_keys(), indexed)
+            {
+                let shared = Arc::new(SharedExec::new(Arc::clone(join.left())));
+                let scan = lookup.scan(&shared, storage);
+                let right = replace_leaf(join.right(), &scan)?;
+                let joined = replace_children_if_necessary(Arc::clone(&node), vec![shared, right])?;
+                return Ok(Transformed::yes(joined));
+            }
+            let left_keys = || join.on().iter().map(|(l, r)| (l, r));
+            if left_prunable && let Some(lookup) = column_lookup(join.left(), left_keys(), indexed)
+            {
+                let shared = Arc::new(SharedExec::new(Arc::clone(join.right())));
+                let scan = lookup.scan(&shared, storage);
+                let left = replace_leaf(join.left(), &scan)?;
+                let joined = replace_children_if_necessary(Arc::clone(&node), vec![left, shared])?;
+                return Ok(Transformed::yes(joined));
+            }
+            if !right_prunable {
                 return Ok(Transformed::no(node));
             }
             let Some(probe) = probe_scan(join, indexed, storage) else {
@@ -154,6 +233,74 @@ pub fn index_joins(
             Ok(Transformed::yes(joined))
         })?
         .data)
+}
+
+/// A join side's scan of a table with a column index that the side's join
+/// keys cover, and the other side's key expressions for the index's
+/// columns.
+struct ColumnLookup {
+    scan: Arc<dyn ExecutionPlan>,
+    table: ColumnIndexed,
+    columns: Vec<String>,
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    types: Vec<DataType>,
+}
+
+impl ColumnLookup {
+    /// The scan, reading the rows whose keys `shared` (the other side) has.
+    fn scan(self, shared: &Arc<SharedExec>, storage: &Storage) -> Arc<dyn ExecutionPlan> {
+        let keys = Keys::Rows {
+            shared: Arc::clone(shared),
+            exprs: self.exprs,
+            types: self.types,
+        };
+        Arc::new(IndexedScanExec::new(
+            self.scan,
+            self.table,
+            self.columns,
+            keys,
+            storage.clone(),
+        ))
+    }
+}
+
+/// `keys`: the join's `(this side's, other side's)` key expressions.
+fn column_lookup<'a>(
+    side: &Arc<dyn ExecutionPlan>,
+    keys: impl Iterator<Item = (&'a Arc<dyn PhysicalExpr>, &'a Arc<dyn PhysicalExpr>)>,
+    indexed: &IndexedTables,
+) -> Option<ColumnLookup> {
+    let mut leaf: Option<Arc<dyn ExecutionPlan>> = None;
+    let mut names = Vec::new();
+    for (mine, other) in keys {
+        let Some(column) = mine.downcast_ref::<Column>() else {
+            continue;
+        };
+        let Some((scan, at)) = trace(side, column.index()) else {
+            continue;
+        };
+        if leaf.as_ref().is_some_and(|l| !Arc::ptr_eq(l, &scan)) {
+            continue;
+        }
+        names.push((scan.schema().field(at).clone(), Arc::clone(other)));
+        leaf = Some(scan);
+    }
+    let scan = leaf?;
+    let paths = scanned_paths(&scan, &indexed.storage)?;
+    let table = indexed.column_table(&paths)?;
+    table.indexes.iter().find_map(|columns| {
+        let found: Vec<_> = columns
+            .iter()
+            .map(|c| names.iter().find(|(f, _)| f.name() == c))
+            .collect::<Option<_>>()?;
+        Some(ColumnLookup {
+            scan: Arc::clone(&scan),
+            table: table.clone(),
+            columns: columns.clone(),
+            exprs: found.iter().map(|(_, e)| Arc::clone(e)).collect(),
+            types: found.iter().map(|(f, _)| f.data_type().clone()).collect(),
+        })
+    })
 }
 
 /// Which hash a probe row is picked by.
@@ -249,7 +396,10 @@ fn probe_scan(join: &HashJoinExec, indexed: &IndexedTables, storage: &Storage) -
 /// from, through operators that pass every row's columns on (a sort
 /// without a limit, a filter, a projection of the column, a repartition):
 /// the scan and its column.
-fn trace(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<(Arc<dyn ExecutionPlan>, usize)> {
+pub(super) fn trace(
+    plan: &Arc<dyn ExecutionPlan>,
+    index: usize,
+) -> Option<(Arc<dyn ExecutionPlan>, usize)> {
     if plan.is::<DataSourceExec>() {
         return Some((Arc::clone(plan), index));
     }
@@ -275,7 +425,7 @@ fn trace(plan: &Arc<dyn ExecutionPlan>, index: usize) -> Option<(Arc<dyn Executi
 }
 
 /// `plan` with its one leaf (see [`trace`]) replaced by `leaf`.
-fn replace_leaf(
+pub(super) fn replace_leaf(
     plan: &Arc<dyn ExecutionPlan>,
     leaf: &Arc<dyn ExecutionPlan>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
@@ -302,7 +452,7 @@ pub struct SharedExec {
 }
 
 impl SharedExec {
-    fn new(input: Arc<dyn ExecutionPlan>) -> Self {
+    pub(super) fn new(input: Arc<dyn ExecutionPlan>) -> Self {
         Self {
             input,
             batches: Arc::new(OnceCell::new()),
@@ -310,7 +460,7 @@ impl SharedExec {
     }
 
     /// Every partition of the input, collected by the first reader.
-    fn batches(
+    pub(super) fn batches(
         &self,
         context: Arc<TaskContext>,
     ) -> impl Future<Output = Result<Partitions>> + Send + 'static {
@@ -631,6 +781,7 @@ mod tests {
         let indexed = IndexedTables {
             storage,
             tables: vec![("occ".into(), files)],
+            columns: Vec::new(),
         };
         (dir, ctx, indexed)
     }

@@ -54,6 +54,7 @@ use datafusion::prelude::SessionContext;
 
 use super::changed::{Changed, Side};
 use super::index_join::{IndexedTables, index_joins};
+use super::index_scan::index_filters;
 use super::template::{BatchSize, ModelConfig};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
@@ -137,7 +138,8 @@ pub async fn merge_changes(
     let collect = |plan: LogicalPlan| async move {
         let frame = ctx.execute_logical_plan(plan).await?;
         let task = Arc::new(frame.task_ctx());
-        let physical = index_joins(frame.create_physical_plan().await?, indexed)?;
+        let physical = index_filters(frame.create_physical_plan().await?, indexed)?;
+        let physical = index_joins(physical, indexed)?;
         let batches = datafusion::physical_plan::collect(Arc::clone(&physical), task).await?;
         tracing::trace!(
             plan = %datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(

@@ -8,9 +8,11 @@
 //! replaces them with a user's own.
 
 pub mod changed;
+pub mod column_index;
 pub mod dag;
 pub mod data_tests;
 pub mod index_join;
+pub mod index_scan;
 pub mod merge;
 pub mod run;
 pub mod schedule;

@@ -35,6 +35,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::Statement as DFStatement;
 
 use super::changed;
+use super::column_index;
 use super::dag::{self, Node};
 use super::index_join::IndexedTables;
 use super::merge::{self, Merge};
@@ -142,6 +143,13 @@ pub async fn run(
         .filter(|m| selection.is_none_or(|s| s.contains(m)))
         .collect();
     let total = order.len();
+    // Every model's declared indexes, selected or not: a merge reads
+    // through those of the tables it reads.
+    let declared: BTreeMap<String, Vec<Vec<String>>> = nodes
+        .iter()
+        .filter(|(_, n)| !n.config.indexes.is_empty())
+        .map(|(name, n)| (name.clone(), n.config.indexes.clone()))
+        .collect();
     let mut broken: BTreeSet<String> = BTreeSet::new();
     let mut report = RunReport {
         models: Vec::new(),
@@ -172,7 +180,7 @@ pub async fn run(
             }
         } else {
             let started = Instant::now();
-            match build_one(engine, node, options).await {
+            match build_indexed(engine, node, &declared, options).await {
                 Ok(built) => ModelMetrics {
                     model: name.clone(),
                     status: ModelStatus::Built,
@@ -239,7 +247,40 @@ struct Built {
     note: Option<String>,
 }
 
-async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Result<Built> {
+/// Builds a model, then brings its table's declared indexes up to date
+/// with the version published (see [`super::column_index`]).
+async fn build_indexed(
+    engine: &Arc<Engine>,
+    node: &Node,
+    declared: &BTreeMap<String, Vec<Vec<String>>>,
+    options: RunOptions,
+) -> Result<Built> {
+    let built = build_one(engine, node, declared, options).await?;
+    if let Some(pointer) = &built.pointer
+        && node.config.materialized != Materialized::View
+    {
+        column_index::refresh(
+            engine.storage(),
+            &node.model.name,
+            &node.config.indexes,
+            pointer,
+        )
+        .await
+        .map_err(|e| Error::Model {
+            model: node.model.name.clone(),
+            path: node.model.path.clone(),
+            message: format!("indexes: {e}"),
+        })?;
+    }
+    Ok(built)
+}
+
+async fn build_one(
+    engine: &Arc<Engine>,
+    node: &Node,
+    declared: &BTreeMap<String, Vec<Vec<String>>>,
+    options: RunOptions,
+) -> Result<Built> {
     let name = &node.model.name;
     let model_err = |e: DataFusionError| Error::Model {
         model: name.clone(),
@@ -330,7 +371,7 @@ async fn build_one(engine: &Arc<Engine>, node: &Node, options: RunOptions) -> Re
                 }
                 Ok(changed) => {
                     let inputs = input_files(engine, node, &changed.plan);
-                    let indexed = IndexedTables::find(engine.catalog(), engine.storage())
+                    let indexed = IndexedTables::find(engine.catalog(), engine.storage(), declared)
                         .await
                         .map_err(other_err)?;
                     let merged = merge::merge_changes(

@@ -45,6 +45,10 @@ pub struct ModelConfig {
     /// How often a failed scheduled run is retried (with backoff) before
     /// the model waits for its next scheduled time.
     pub retries: u32,
+    /// The column lists the table is indexed by (dbt-postgres' `indexes`
+    /// config): incremental runs read only the rows of the values they look
+    /// up in them (see [`super::column_index`]).
+    pub indexes: Vec<Vec<String>>,
 }
 
 /// How often a failed scheduled run is retried unless a model says.
@@ -61,6 +65,7 @@ impl Default for ModelConfig {
             lookback: None,
             schedule: None,
             retries: DEFAULT_RETRIES,
+            indexes: Vec::new(),
         }
     }
 }
@@ -147,6 +152,60 @@ fn one_or_many(kwargs: &Kwargs, name: &str) -> Result<Option<Vec<String>>, Jinja
     list.map(Some)
 }
 
+/// dbt-postgres' `indexes=[{'columns': ['a', 'b'], 'type': 'btree'}]`:
+/// each index's columns. Every index answers equality and `IN` lookups
+/// (a hash index), whatever its `type`; a `unique` one is refused (the
+/// `unique` test checks that).
+fn indexes(list: &minijinja::Value) -> Result<Vec<Vec<String>>, JinjaError> {
+    let shape =
+        || invalid("indexes must be a list of {'columns': [...]} (optionally with 'type')".into());
+    let mut out = Vec::new();
+    if list.kind() != minijinja::value::ValueKind::Seq {
+        return Err(shape());
+    }
+    for index in list.try_iter().map_err(|_| shape())? {
+        if index.kind() != minijinja::value::ValueKind::Map {
+            return Err(shape());
+        }
+        let keys: Vec<String> = index
+            .try_iter()
+            .map_err(|_| shape())?
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect();
+        let mut columns = Vec::new();
+        for key in &keys {
+            let value = index.get_attr(key)?;
+            match key.as_str() {
+                "columns" => match value.as_str() {
+                    Some(one) => columns = vec![one.to_owned()],
+                    None => {
+                        for c in value.try_iter().map_err(|_| shape())? {
+                            columns.push(c.as_str().ok_or_else(shape)?.to_owned());
+                        }
+                    }
+                },
+                "type" => {}
+                "unique" if !value.is_true() => {}
+                "unique" => {
+                    return Err(invalid(
+                        "unique indexes are not supported: declare a `unique` test in \
+                         schema.yml to check the columns"
+                            .into(),
+                    ));
+                }
+                other => return Err(invalid(format!("an index has no setting '{other}'"))),
+            }
+        }
+        if columns.is_empty() {
+            return Err(invalid("an index needs 'columns'".into()));
+        }
+        if !out.contains(&columns) {
+            out.push(columns);
+        }
+    }
+    Ok(out)
+}
+
 fn invalid(message: String) -> JinjaError {
     JinjaError::new(ErrorKind::InvalidOperation, message)
 }
@@ -214,6 +273,14 @@ pub fn render(template: &str, incremental: bool) -> Result<Rendered, String> {
             }
             if let Some(n) = kwargs.get::<Option<u32>>("retries")? {
                 c.retries = n;
+            }
+            if let Some(list) = kwargs.get::<Option<minijinja::Value>>("indexes")? {
+                c.indexes = indexes(&list)?;
+            }
+            if !c.indexes.is_empty() && c.materialized == Materialized::View {
+                return Err(invalid(
+                    "indexes apply to tables (materialized='table' or 'incremental')".into(),
+                ));
             }
             if !c.unique_key.is_empty() && c.materialized != Materialized::Incremental {
                 return Err(invalid(
@@ -284,6 +351,37 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("soon"), "{e}");
+    }
+
+    #[test]
+    fn indexes_as_dbt_postgres_declares_them() {
+        let r = render(
+            "{{ config(materialized='incremental', indexes=[{'columns': ['profile_id']}, \
+             {'columns': ['id_type', 'id_value'], 'type': 'btree'}, {'columns': 'x', 'unique': False}]) }}SELECT 1",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            r.config.indexes,
+            vec![
+                vec!["profile_id".to_owned()],
+                vec!["id_type".to_owned(), "id_value".to_owned()],
+                vec!["x".to_owned()],
+            ]
+        );
+        for (bad, says) in [
+            ("indexes=[{'columns': ['a'], 'unique': True}]", "unique"),
+            ("indexes=[{'cols': ['a']}]", "cols"),
+            ("indexes=[{'type': 'hash'}]", "columns"),
+            ("indexes=['a']", "list of"),
+            (
+                "materialized='view', indexes=[{'columns': ['a']}]",
+                "tables",
+            ),
+        ] {
+            let e = render(&format!("{{{{ config({bad}) }}}}SELECT 1"), false).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

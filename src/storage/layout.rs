@@ -10,6 +10,8 @@
 //! state/occurrence_index/<table>/<file>.u64      derived per-file hashes
 //!                                            (`resolve_identities`; rebuilt if missing)
 //! state/graph_index/<table>/<file>.u64       per-file row keys of its output (same)
+//! state/column_index/<table>/<columns>/<file>.u64  a model's declared indexes:
+//!                                            per-file hashes of the columns' values
 //! history/runs/<run id>.json                one file per run of models (`system.runs`)
 //! history/activations/<name>.json           an activation's delivery cursor
 //! truth/                                     generator ground truth (tests only)
@@ -70,6 +72,24 @@ pub fn graph_index_dir(table: &str) -> String {
 /// digest of the file's path.
 pub fn graph_index_file(table: &str, digest: u64) -> String {
     format!("{}{digest:016x}.u64", graph_index_dir(table))
+}
+
+/// The declared indexes of a table (see `models::column_index`).
+pub fn column_index_dir(table: &str) -> String {
+    format!("{STATE}/column_index/{table}/")
+}
+
+/// One index of a table, by a digest of its columns.
+pub fn column_index_columns_dir(table: &str, columns_digest: u64) -> String {
+    format!("{}{columns_digest:016x}/", column_index_dir(table))
+}
+
+/// The index of one data file, by a digest of the file's path.
+pub fn column_index_file(table: &str, columns_digest: u64, file_digest: u64) -> String {
+    format!(
+        "{}{file_digest:016x}.u64",
+        column_index_columns_dir(table, columns_digest)
+    )
 }
 
 /// Splits `catalog/<kind>/<schema>/<name>.json` into `(schema, name)`.

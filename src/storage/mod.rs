@@ -13,6 +13,7 @@ pub mod deletes;
 pub mod layout;
 pub mod live_rows;
 pub mod publish;
+pub mod u64_columns;
 
 use std::sync::Arc;
 

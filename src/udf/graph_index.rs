@@ -19,11 +19,10 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 use futures::{StreamExt, TryStreamExt};
 
-use super::u64_columns;
 use crate::identity::incremental::{RowKey, Unread, as_output};
 use crate::identity::resolve::identifier_hash;
 use crate::storage::publish::TablePointer;
-use crate::storage::{Storage, deletes, layout, live_rows};
+use crate::storage::{Storage, deletes, layout, live_rows, u64_columns};
 
 const COLUMNS: [&str; 4] = ["id_hash", "component", "profile", "flags"];
 

@@ -23,7 +23,6 @@ mod normalize_phone;
 pub mod occurrence_index;
 pub mod pg;
 mod resolve_identities;
-mod u64_columns;
 
 use std::sync::Arc;
 

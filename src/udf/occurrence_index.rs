@@ -31,10 +31,9 @@ use datafusion::parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask
 use datafusion::parquet::file::metadata::PageIndexPolicy;
 use futures::{StreamExt, TryStreamExt};
 
-use super::u64_columns;
 use crate::identity::graph::Text;
 use crate::identity::resolve::{INPUT_COLUMNS, identifier_hash};
-use crate::storage::{Storage, layout};
+use crate::storage::{Storage, layout, u64_columns};
 
 /// How many files are read at once.
 const PARALLEL: usize = 2;

@@ -1,0 +1,647 @@
+//! Scans through a column index (see [`super::column_index`]): a scan of
+//! a table with declared indexes that looks up values of indexed columns
+//! reads only the rows whose hash one of those values has, through a
+//! Parquet row selection on each file (together with the selection of its
+//! deleted rows, if any), so DataFusion's own Parquet scan still reads
+//! them, with its schema, casts and statistics. The filter or join above
+//! the scan still compares the values.
+//!
+//! Two kinds of lookup give the values:
+//!
+//! - a filter's conjuncts `column IN (literals)` or `column = literal`
+//!   over every column of an index ([`index_filters`]): a merge filters
+//!   the model's input to the keys it recomputes that way;
+//! - a hash join's keys from its other, small side (`index_join`): the
+//!   side is collected once, shared with the join, and its key values
+//!   looked up.
+//!
+//! The lookup happens when the scan first runs, and the scan reads as
+//! planned when the values pick more than [`MAX_SHARE`] of the rows.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::Operator;
+use datafusion::parquet::arrow::arrow_reader::RowSelection;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::utils::split_conjunction;
+use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
+use datafusion::physical_plan::expressions::{BinaryExpr, Column, InListExpr, Literal};
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::TryStreamExt;
+use tokio::sync::OnceCell;
+
+use super::column_index::{self, key_hashes};
+use super::index_join::{IndexedTables, SharedExec, replace_leaf, trace};
+use crate::catalog::scan_files::{map_scanned_files, select_rows};
+use crate::identity::hash_filter::HashFilter;
+use crate::storage::Storage;
+
+/// The index pays while the rows it picks are at most this share of the
+/// rows of the files scanned.
+pub const MAX_SHARE: f64 = 0.05;
+
+/// A filter's lookups are only used up to this many value combinations.
+const MAX_LOOKUPS: usize = 1 << 20;
+
+/// A table with declared indexes, and its current data files.
+#[derive(Debug, Clone)]
+pub struct ColumnIndexed {
+    pub table: String,
+    pub files: Vec<String>,
+    pub indexes: Vec<Vec<String>>,
+}
+
+/// The relative paths of the files a scan reads, once each; None unless
+/// it is a whole-file Parquet scan (no limit, no ordering it keeps).
+pub fn scanned_paths(scan: &Arc<dyn ExecutionPlan>, storage: &Storage) -> Option<Vec<String>> {
+    let exec = scan.downcast_ref::<DataSourceExec>()?;
+    let config = exec.data_source().downcast_ref::<FileScanConfig>()?;
+    if config.limit.is_some() || scan.properties().output_ordering().is_some() {
+        return None;
+    }
+    let mut paths = Vec::new();
+    for group in &config.file_groups {
+        for file in group.files() {
+            let path = storage.relative(&file.object_meta.location);
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+    }
+    Some(paths)
+}
+
+/// Where a scan's values come from.
+pub enum Keys {
+    /// A filter's values, hashed when planned.
+    Hashes(Vec<u64>),
+    /// A join's other side: the values of `exprs` over its rows, cast to
+    /// the indexed columns' types.
+    Rows {
+        shared: Arc<SharedExec>,
+        exprs: Vec<Arc<dyn PhysicalExpr>>,
+        types: Vec<DataType>,
+    },
+}
+
+/// A scan of a table with a column index that reads only the rows the
+/// looked-up values pick (or all of them, see the module docs).
+pub struct IndexedScanExec {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The scan as planned.
+    scan: Arc<dyn ExecutionPlan>,
+    table: ColumnIndexed,
+    columns: Vec<String>,
+    keys: Keys,
+    storage: Storage,
+    chosen: OnceCell<std::result::Result<Arc<dyn ExecutionPlan>, Arc<DataFusionError>>>,
+}
+
+impl IndexedScanExec {
+    pub fn new(
+        scan: Arc<dyn ExecutionPlan>,
+        table: ColumnIndexed,
+        columns: Vec<String>,
+        keys: Keys,
+        storage: Storage,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                scan,
+                table,
+                columns,
+                keys,
+                storage,
+                chosen: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// Whether the scan, once run, read through the index.
+    #[cfg(test)]
+    pub fn used_index(&self) -> Option<bool> {
+        match self.inner.chosen.get()? {
+            Ok(plan) => Some(!Arc::ptr_eq(plan, &self.inner.scan)),
+            Err(_) => None,
+        }
+    }
+}
+
+impl Inner {
+    async fn chosen(&self, context: Arc<TaskContext>) -> Result<Arc<dyn ExecutionPlan>> {
+        self.chosen
+            .get_or_init(|| async { self.choose(context).await.map_err(Arc::new) })
+            .await
+            .clone()
+            .map_err(DataFusionError::Shared)
+    }
+
+    /// The scan restricted to the rows the values pick, or as planned.
+    async fn choose(&self, context: Arc<TaskContext>) -> Result<Arc<dyn ExecutionPlan>> {
+        let clock = std::time::Instant::now();
+        let mut wanted = HashFilter::default();
+        match &self.keys {
+            Keys::Hashes(hashes) => wanted.extend(hashes.iter().copied()),
+            Keys::Rows {
+                shared,
+                exprs,
+                types,
+            } => {
+                for batch in shared.batches(context).await?.iter().flatten() {
+                    let columns = exprs
+                        .iter()
+                        .zip(types)
+                        .map(|(e, t)| {
+                            Ok(cast(&e.evaluate(batch)?.into_array(batch.num_rows())?, t)?)
+                        })
+                        .collect::<Result<Vec<ArrayRef>>>()?;
+                    wanted.extend(key_hashes(&columns)?.into_iter().flatten());
+                }
+            }
+        }
+        let Some(paths) = scanned_paths(&self.scan, &self.storage) else {
+            return Ok(Arc::clone(&self.scan));
+        };
+        let index = column_index::load(
+            &self.storage,
+            &self.table.table,
+            &self.columns,
+            &self.table.files,
+        )
+        .await?;
+        let (mut picked, mut rows) = (0usize, 0usize);
+        let mut selections = std::collections::HashMap::new();
+        for path in paths {
+            let Some(f) = self.table.files.iter().position(|p| *p == path) else {
+                return Ok(Arc::clone(&self.scan));
+            };
+            let hashes = &index[f];
+            let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+            for (r, h) in hashes.iter().enumerate() {
+                if wanted.contains(*h) {
+                    match ranges.last_mut() {
+                        Some(last) if last.end == r => last.end = r + 1,
+                        _ => ranges.push(r..r + 1),
+                    }
+                    picked += 1;
+                }
+            }
+            rows += hashes.len();
+            let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), hashes.len());
+            selections.insert(self.storage.path(&path).to_string(), selection);
+        }
+        tracing::debug!(
+            table = self.table.table,
+            columns = ?self.columns,
+            keys = wanted.len(),
+            picked,
+            rows,
+            seconds = clock.elapsed().as_secs_f64(),
+            "index scan: rows picked"
+        );
+        if picked as f64 > rows as f64 * MAX_SHARE {
+            return Ok(Arc::clone(&self.scan));
+        }
+        map_scanned_files(Arc::clone(&self.scan), |file| {
+            Some(match selections.get(file.object_meta.location.as_ref()) {
+                Some(selection) => select_rows(file, selection.clone()),
+                None => file.clone(),
+            })
+        })
+    }
+}
+
+impl fmt::Debug for IndexedScanExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IndexedScanExec({})", self.inner.table.table)
+    }
+}
+
+impl DisplayAs for IndexedScanExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let by = match &self.inner.keys {
+            Keys::Hashes(h) => format!("{} values", h.len()),
+            Keys::Rows { .. } => "join keys".into(),
+        };
+        write!(
+            f,
+            "IndexedScanExec: table={}, index=({}), by={by}",
+            self.inner.table.table,
+            self.inner.columns.join(", ")
+        )
+    }
+}
+
+impl ExecutionPlan for IndexedScanExec {
+    fn name(&self) -> &str {
+        "IndexedScanExec"
+    }
+
+    fn apply_expressions(
+        &self,
+        _: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.inner.scan.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        // A join's shared side is the join's child, not this scan's.
+        vec![]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let inner = Arc::clone(&self.inner);
+        let stream = futures::stream::once(async move {
+            let plan = inner.chosen(Arc::clone(&context)).await?;
+            plan.execute(partition, context)
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema(),
+            stream,
+        )))
+    }
+}
+
+/// `plan` with each scan under a filter that looks up values of every
+/// column of one of its table's indexes read through that index.
+pub fn index_filters(
+    plan: Arc<dyn ExecutionPlan>,
+    indexed: &IndexedTables,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if indexed.column_indexed().is_empty() {
+        return Ok(plan);
+    }
+    Ok(plan
+        .transform_up(|node| {
+            let Some(filter) = node.downcast_ref::<FilterExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(scan) = lookup_scan(filter, indexed)? else {
+                return Ok(Transformed::no(node));
+            };
+            let input = replace_leaf(filter.input(), &scan)?;
+            Ok(Transformed::yes(replace_children_if_necessary(
+                Arc::clone(&node),
+                vec![input],
+            )?))
+        })?
+        .data)
+}
+
+/// The values `filter` looks up, per scan column, and an index scan of
+/// them when they cover an index.
+fn lookup_scan(
+    filter: &FilterExec,
+    indexed: &IndexedTables,
+) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let mut leaf: Option<Arc<dyn ExecutionPlan>> = None;
+    let mut wanted: Vec<(usize, Vec<ScalarValue>)> = Vec::new();
+    for conjunct in split_conjunction(filter.predicate()) {
+        let Some((column, values)) = looked_up(conjunct) else {
+            continue;
+        };
+        let Some((scan, at)) = trace(filter.input(), column) else {
+            continue;
+        };
+        if leaf.as_ref().is_some_and(|l| !Arc::ptr_eq(l, &scan)) {
+            continue;
+        }
+        leaf = Some(scan);
+        if !wanted.iter().any(|(c, _)| *c == at) {
+            wanted.push((at, values));
+        }
+    }
+    let Some(scan) = leaf else {
+        return Ok(None);
+    };
+    let storage = indexed.storage();
+    let Some(paths) = scanned_paths(&scan, storage) else {
+        return Ok(None);
+    };
+    let Some(table) = indexed.column_table(&paths) else {
+        return Ok(None);
+    };
+    let schema = scan.schema();
+    for columns in &table.indexes {
+        let sets: Option<Vec<(&Vec<ScalarValue>, DataType)>> = columns
+            .iter()
+            .map(|c| {
+                let at = schema.index_of(c).ok()?;
+                let (_, values) = wanted.iter().find(|(w, _)| *w == at)?;
+                Some((values, schema.field(at).data_type().clone()))
+            })
+            .collect();
+        let Some(sets) = sets else { continue };
+        let Some(hashes) = combination_hashes(&sets)? else {
+            continue;
+        };
+        let scan = IndexedScanExec::new(
+            scan,
+            table.clone(),
+            columns.clone(),
+            Keys::Hashes(hashes),
+            storage.clone(),
+        );
+        return Ok(Some(Arc::new(scan)));
+    }
+    Ok(None)
+}
+
+/// `column IN (literals)` or `column = literal`: the column's index in
+/// the filter's input, and the non-null values.
+fn looked_up(expr: &Arc<dyn PhysicalExpr>) -> Option<(usize, Vec<ScalarValue>)> {
+    let literal =
+        |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<Literal>().map(|l| l.value().clone());
+    let column = |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<Column>().map(Column::index);
+    let (at, values) = if let Some(list) = expr.downcast_ref::<InListExpr>() {
+        if list.negated() {
+            return None;
+        }
+        let values = list
+            .list()
+            .iter()
+            .map(literal)
+            .collect::<Option<Vec<_>>>()?;
+        (column(list.expr())?, values)
+    } else {
+        let binary = expr.downcast_ref::<BinaryExpr>()?;
+        if *binary.op() != Operator::Eq {
+            return None;
+        }
+        match (column(binary.left()), literal(binary.right())) {
+            (Some(at), Some(value)) => (at, vec![value]),
+            _ => (column(binary.right())?, vec![literal(binary.left())?]),
+        }
+    };
+    Some((at, values.into_iter().filter(|v| !v.is_null()).collect()))
+}
+
+/// The hashes of every combination of one value per column (each cast to
+/// its column's type); None when there are too many, or a value does not
+/// cast (the filter then reads as planned).
+fn combination_hashes(sets: &[(&Vec<ScalarValue>, DataType)]) -> Result<Option<Vec<u64>>> {
+    let count = sets
+        .iter()
+        .try_fold(1usize, |n, (values, _)| n.checked_mul(values.len()));
+    if count.is_none_or(|n| n > MAX_LOOKUPS) {
+        return Ok(None);
+    }
+    let mut rows: Vec<Vec<ScalarValue>> = vec![Vec::new()];
+    for (values, t) in sets {
+        let Ok(cast) = values
+            .iter()
+            .map(|v| v.cast_to(t))
+            .collect::<Result<Vec<_>>>()
+        else {
+            return Ok(None);
+        };
+        rows = rows
+            .into_iter()
+            .flat_map(|row| {
+                cast.iter().map(move |v| {
+                    let mut row = row.clone();
+                    row.push(v.clone());
+                    row
+                })
+            })
+            .collect();
+    }
+    if rows.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let columns = (0..sets.len())
+        .map(|c| ScalarValue::iter_to_array(rows.iter().map(|r| r[c].clone())))
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    Ok(Some(key_hashes(&columns)?.into_iter().flatten().collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::physical_plan::collect;
+
+    use super::*;
+    use crate::engine::Engine;
+    use crate::models::index_join::index_joins;
+    use crate::storage::deletes::{DeletedRows, PendingDeletes};
+    use crate::storage::publish::{VersionMeta, publish_version};
+
+    const ROWS: i64 = 4000;
+
+    /// Table `t` of rows `(k<n>, n)`: n in 0..ROWS, its first 8 rows
+    /// deleted by a second version that adds n in ROWS..ROWS+10; `t`
+    /// indexed on `k`.
+    async fn table() -> (Arc<Engine>, IndexedTables) {
+        let engine = Engine::open("memory://").await.unwrap();
+        let storage = engine.storage().clone();
+        let rows = |range: std::ops::Range<i64>| {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("k", DataType::Utf8, false),
+                Field::new("n", DataType::Int64, false),
+            ]));
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(StringArray::from_iter_values(
+                        range.clone().map(|n| format!("k{n}")),
+                    )),
+                    Arc::new(Int64Array::from_iter_values(range)),
+                ],
+            )
+            .unwrap();
+            Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::iter(vec![Ok(batch)]),
+            )) as SendableRecordBatchStream
+        };
+        let first = publish_version(
+            &storage,
+            "public",
+            "t",
+            rows(0..ROWS),
+            VersionMeta::default(),
+        )
+        .await
+        .unwrap()
+        .pointer;
+        let pending = Arc::new(PendingDeletes::default());
+        pending.put(
+            [(
+                first.files[0].clone(),
+                (ROWS as u64, DeletedRows::new((0..8).collect())),
+            )]
+            .into(),
+        );
+        let meta = VersionMeta {
+            append_to: Some(first),
+            deletes: Some(pending),
+            ..VersionMeta::default()
+        };
+        let pointer = publish_version(&storage, "public", "t", rows(ROWS..ROWS + 10), meta)
+            .await
+            .unwrap()
+            .pointer;
+        engine.catalog().refresh().await.unwrap();
+        let indexes = vec![vec!["k".to_owned()]];
+        column_index::refresh(&storage, "t", &indexes, &pointer)
+            .await
+            .unwrap();
+        let declared = BTreeMap::from([("t".to_owned(), indexes)]);
+        let indexed = IndexedTables::find(engine.catalog(), &storage, &declared)
+            .await
+            .unwrap();
+        (engine, indexed)
+    }
+
+    /// `sql` as planned and through the indexes: both results, and whether
+    /// an index scan read through its index (None: there was none).
+    async fn both(
+        engine: &Arc<Engine>,
+        indexed: &IndexedTables,
+        sql: &str,
+    ) -> (String, String, Option<bool>) {
+        let ctx = engine.context();
+        let plan = || async {
+            ctx.sql(sql)
+                .await
+                .unwrap()
+                .create_physical_plan()
+                .await
+                .unwrap()
+        };
+        let plain = collect(plan().await, ctx.task_ctx()).await.unwrap();
+        let rewritten =
+            index_joins(index_filters(plan().await, indexed).unwrap(), indexed).unwrap();
+        let rows = collect(Arc::clone(&rewritten), ctx.task_ctx())
+            .await
+            .unwrap();
+        let mut used = None;
+        rewritten
+            .apply(|node| {
+                if let Some(scan) = node.downcast_ref::<IndexedScanExec>() {
+                    used = scan.used_index();
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .unwrap();
+        let text = |b: &[RecordBatch]| pretty_format_batches(b).unwrap().to_string();
+        (text(&plain), text(&rows), used)
+    }
+
+    #[tokio::test]
+    async fn lookups_read_the_rows_the_index_picks_and_never_deleted_ones() {
+        let (engine, indexed) = table().await;
+        // k3 is deleted; k4005 is in the second file.
+        let sql = "SELECT n FROM t WHERE k IN ('k3', 'k10', 'k2000', 'k4005', 'nope') ORDER BY n";
+        let (plain, read, used) = both(&engine, &indexed, sql).await;
+        assert_eq!(used, Some(true));
+        assert_eq!(plain, read);
+        assert!(
+            read.contains("| 10 ") && read.contains("| 4005 ") && !read.contains("| 3 "),
+            "{read}"
+        );
+        let (plain, read, used) = both(
+            &engine,
+            &indexed,
+            "SELECT n FROM t WHERE 'k7' = k AND n > 1",
+        )
+        .await;
+        assert_eq!((used, plain.as_str()), (Some(true), read.as_str()));
+        assert!(!read.contains("| 7 "), "{read}");
+        // More values than the index pays for: read as planned.
+        let many: Vec<String> = (0..ROWS / 5).map(|n| format!("'k{n}'")).collect();
+        let sql = format!("SELECT count(*) FROM t WHERE k IN ({})", many.join(", "));
+        let (plain, read, used) = both(&engine, &indexed, &sql).await;
+        assert_eq!((used, plain.as_str()), (Some(false), read.as_str()));
+        assert!(read.contains("| 792 "), "{read}");
+        // Not an indexed column, or not a lookup: no index scan.
+        let (plain, read, used) = both(&engine, &indexed, "SELECT k FROM t WHERE n = 10").await;
+        assert_eq!((used, plain), (None, read));
+        let (plain, read, used) = both(
+            &engine,
+            &indexed,
+            "SELECT n FROM t WHERE k <> 'k9' AND n < 12",
+        )
+        .await;
+        assert_eq!((used, plain), (None, read));
+    }
+
+    #[tokio::test]
+    async fn a_join_reads_the_rows_its_other_sides_keys_pick() {
+        let (engine, _) = table().await;
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Utf8, false)]));
+        let keys = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(StringArray::from(vec![
+                "k1", "k12", "k3999", "k4009", "zz",
+            ]))],
+        )
+        .unwrap();
+        let stream = Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter(vec![Ok(keys)]),
+        ));
+        publish_version(
+            engine.storage(),
+            "public",
+            "keys",
+            stream,
+            VersionMeta::default(),
+        )
+        .await
+        .unwrap();
+        engine.catalog().refresh().await.unwrap();
+        let declared = BTreeMap::from([("t".to_owned(), vec![vec!["k".to_owned()]])]);
+        let indexed = IndexedTables::find(engine.catalog(), engine.storage(), &declared)
+            .await
+            .unwrap();
+        for sql in [
+            "SELECT t.n FROM keys JOIN t ON t.k = keys.a ORDER BY 1",
+            "SELECT t.n FROM t WHERE t.k IN (SELECT a FROM keys) ORDER BY 1",
+            "SELECT keys.a, t.n FROM keys LEFT JOIN t ON t.k = keys.a ORDER BY 1",
+        ] {
+            let (plain, read, used) = both(&engine, &indexed, sql).await;
+            assert_eq!(used, Some(true), "{sql}");
+            assert_eq!(plain, read, "{sql}");
+            assert!(
+                read.contains("| 12 ") && read.contains("| 4009 ") && !read.contains("| 1 "),
+                "{sql}: {read}"
+            );
+        }
+    }
+}
