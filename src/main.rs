@@ -1,4 +1,13 @@
 //! The `profiledb` binary: everything happens in [`profiledb::cli`].
+//!
+//! Memory comes from mimalloc, as in DataFusion's own CLI: it keeps freed
+//! memory for reuse (handing it back after a second of disuse), where the
+//! system allocator maps and unmaps large buffers, and a query that frees
+//! and allocates column buffers of megabytes then pays the kernel to zero
+//! fresh pages over and over.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     profiledb::cli::main()
