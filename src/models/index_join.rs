@@ -16,6 +16,13 @@
 //! probe rows nothing matches qualify (inner, semi and anti joins keeping
 //! the build side, left joins), and only scans of whole files (no deleted
 //! rows, no limit) whose columns the index can read.
+//!
+//! A join on all the columns of a declared index (see
+//! [`super::column_index`]) is read through it the same way, from either
+//! side: the side scanning the indexed table reads only the rows the other
+//! side's keys pick ([`super::index_scan`]), when its unmatched rows do not
+//! reach the output (for the build side: inner, semi, right and right anti
+//! joins). The other side is then collected first, and shared.
 
 use std::collections::BTreeMap;
 use std::fmt;
