@@ -163,13 +163,16 @@ impl Inner {
                 types,
             } => {
                 for batch in shared.batches(context).await?.iter().flatten() {
-                    let columns = exprs
-                        .iter()
-                        .zip(types)
-                        .map(|(e, t)| {
-                            Ok(cast(&e.evaluate(batch)?.into_array(batch.num_rows())?, t)?)
-                        })
-                        .collect::<Result<Vec<ArrayRef>>>()?;
+                    let mut columns: Vec<ArrayRef> = Vec::with_capacity(exprs.len());
+                    for (e, t) in exprs.iter().zip(types) {
+                        let values = e.evaluate(batch)?.into_array(batch.num_rows())?;
+                        // Keys that do not cast to the column's type: the
+                        // scan reads as planned, and the join compares.
+                        let Ok(values) = cast(&values, t) else {
+                            return Ok(Arc::clone(&self.scan));
+                        };
+                        columns.push(values);
+                    }
                     wanted.extend(key_hashes(&columns)?.into_iter().flatten());
                 }
             }
@@ -205,16 +208,18 @@ impl Inner {
             let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), hashes.len());
             selections.insert(self.storage.path(&path).to_string(), selection);
         }
+        let through_index = picked as f64 <= rows as f64 * MAX_SHARE;
         tracing::debug!(
             table = self.table.table,
             columns = ?self.columns,
             keys = wanted.len(),
             picked,
             rows,
+            through_index,
             seconds = clock.elapsed().as_secs_f64(),
             "index scan: rows picked"
         );
-        if picked as f64 > rows as f64 * MAX_SHARE {
+        if !through_index {
             return Ok(Arc::clone(&self.scan));
         }
         map_scanned_files(Arc::clone(&self.scan), |file| {

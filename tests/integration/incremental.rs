@@ -12,7 +12,10 @@ use crate::support::TestServer;
 fn profiledb(root: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_profiledb"))
         // The resolver logs, at debug level, what an incremental run read.
-        .env("PROFILEDB_LOG", "profiledb::udf=debug")
+        .env(
+            "PROFILEDB_LOG",
+            "profiledb::udf=debug,profiledb::models::index_scan=debug",
+        )
         .arg("--data")
         .arg(root)
         .args(args)
@@ -294,6 +297,18 @@ async fn incremental_runs_equal_a_full_rebuild() {
     let pointer =
         std::fs::read_to_string(root.join("catalog/tables/public/identity_graph.json")).unwrap();
     assert!(pointer.contains("\"deletes\""), "{pointer}");
+    // The merges below it read the map's rows of the touched profiles
+    // through its declared `profile_id` index, not by scanning the map.
+    assert!(
+        log.lines().any(|l| l.contains("index scan: rows picked")
+            && l.contains("table=\"identity_map\"")
+            && l.contains("through_index=true")),
+        "{log}"
+    );
+    let indexes = std::fs::read_dir(root.join("state/column_index/identity_map"))
+        .unwrap()
+        .count();
+    assert_eq!(indexes, 2, "identity_map declares two indexes");
 
     // From scratch over all files: the same identifiers grouped the same
     // way, the same rejections and links (profile ids may differ: an
