@@ -341,23 +341,18 @@ fn probe_scan(join: &HashJoinExec, indexed: &IndexedTables, storage: &Storage) -
         leaf = Some(scan);
     }
     let scan = leaf?;
+    let paths = scanned_paths(&scan, storage)?;
+    // The occurrence index reads the rows itself: whole files only, no
+    // row selection (of deleted rows) to honour.
     let exec = scan.downcast_ref::<DataSourceExec>()?;
     let config = exec.data_source().downcast_ref::<FileScanConfig>()?;
-    if config.limit.is_some() || scan.properties().output_ordering().is_some() {
+    if config
+        .file_groups
+        .iter()
+        .flat_map(|g| g.files())
+        .any(|f| !f.extensions.is_empty())
+    {
         return None;
-    }
-    let mut paths = Vec::new();
-    for group in &config.file_groups {
-        for file in group.files() {
-            // (A file may be read in byte ranges, together whole.)
-            if !file.extensions.is_empty() {
-                return None;
-            }
-            let path = storage.relative(&file.object_meta.location);
-            if !paths.contains(&path) {
-                paths.push(path);
-            }
-        }
     }
     // The index reads the resolver's input columns, and nothing else.
     if scan

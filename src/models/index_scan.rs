@@ -47,6 +47,7 @@ use super::index_join::{IndexedTables, SharedExec, replace_leaf, trace};
 use crate::catalog::scan_files::{map_scanned_files, select_rows};
 use crate::identity::hash_filter::HashFilter;
 use crate::storage::Storage;
+use crate::udf::occurrence_index::ranges;
 
 /// The index pays while the rows it picks are at most this share of the
 /// rows of the files scanned.
@@ -180,33 +181,16 @@ impl Inner {
         let Some(paths) = scanned_paths(&self.scan, &self.storage) else {
             return Ok(Arc::clone(&self.scan));
         };
-        let index = column_index::load(
-            &self.storage,
-            &self.table.table,
-            &self.columns,
-            &self.table.files,
-        )
-        .await?;
+        let index =
+            column_index::load(&self.storage, &self.table.table, &self.columns, &paths).await?;
         let (mut picked, mut rows) = (0usize, 0usize);
         let mut selections = std::collections::HashMap::new();
-        for path in paths {
-            let Some(f) = self.table.files.iter().position(|p| *p == path) else {
-                return Ok(Arc::clone(&self.scan));
-            };
-            let hashes = &index[f];
-            let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
-            for (r, h) in hashes.iter().enumerate() {
-                if wanted.contains(*h) {
-                    match ranges.last_mut() {
-                        Some(last) if last.end == r => last.end = r + 1,
-                        _ => ranges.push(r..r + 1),
-                    }
-                    picked += 1;
-                }
-            }
+        for (path, hashes) in paths.iter().zip(&index) {
+            let ranges = ranges((0..hashes.len()).filter(|&r| wanted.contains(hashes[r])));
+            picked += ranges.iter().map(ExactSizeIterator::len).sum::<usize>();
             rows += hashes.len();
             let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), hashes.len());
-            selections.insert(self.storage.path(&path).to_string(), selection);
+            selections.insert(self.storage.path(path).to_string(), selection);
         }
         let through_index = picked as f64 <= rows as f64 * MAX_SHARE;
         tracing::debug!(

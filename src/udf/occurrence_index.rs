@@ -216,7 +216,7 @@ impl OccurrenceIndex {
 }
 
 /// Ascending row numbers as ranges of consecutive rows.
-fn ranges(rows: impl Iterator<Item = usize>) -> Vec<Range<usize>> {
+pub fn ranges(rows: impl Iterator<Item = usize>) -> Vec<Range<usize>> {
     let mut ranges: Vec<Range<usize>> = Vec::new();
     for r in rows {
         match ranges.last_mut() {
