@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='profile_id') }}
+{{ config(materialized='incremental', unique_key='profile_id', indexes=[{'columns': ['profile_id']}]) }}
 -- profile_traits: one row per resolved person, with traits and activity;
 -- `profiles` adds the RFM scores, which rank every profile against the
 -- others. Incremental: a run recomputes only the profiles that the changes

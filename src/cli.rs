@@ -320,6 +320,12 @@ async fn run_models(
                             ),
                             BuildMode::Incremental =>
                                 format!("  (incremental: +{} rows)", m.new_rows),
+                            BuildMode::Changes => format!(
+                                "  (rebuilt, changed rows: +{} -{}{})",
+                                m.new_rows,
+                                m.deleted_rows,
+                                if m.compacted { ", compacted" } else { "" }
+                            ),
                             BuildMode::Unchanged => "  (unchanged)".to_owned(),
                             BuildMode::View => String::new(),
                         }

@@ -87,6 +87,7 @@ impl RunRecord {
                         BuildMode::Full => "full",
                         BuildMode::Incremental => "incremental",
                         BuildMode::Unchanged => "unchanged",
+                        BuildMode::Changes => "changes",
                         BuildMode::View => "view",
                     }
                     .to_owned(),

@@ -16,6 +16,7 @@ pub mod index_scan;
 pub mod merge;
 pub mod run;
 pub mod schedule;
+pub mod table_diff;
 pub mod template;
 
 use std::path::Path;
@@ -71,6 +72,11 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
         "profile_traits",
         include_str!("../../sql/profile_traits.sql"),
     ),
+    (
+        "profile_scores",
+        include_str!("../../sql/profile_scores.sql"),
+    ),
+    ("profile_rows", include_str!("../../sql/profile_rows.sql")),
     ("profiles", include_str!("../../sql/profiles.sql")),
     (
         "profile_events",

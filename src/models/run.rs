@@ -39,6 +39,7 @@ use super::column_index;
 use super::dag::{self, Node};
 use super::index_join::IndexedTables;
 use super::merge::{self, Merge};
+use super::table_diff;
 use super::template::{self, Materialized};
 use crate::catalog::scan_files::ScanFiles;
 use crate::catalog::{DEFAULT_SCHEMA, RelationKind};
@@ -66,6 +67,9 @@ pub enum BuildMode {
     /// No new raw files (incremental), or a rebuild with the current
     /// version's content: the current version was kept.
     Unchanged,
+    /// Rebuilt from all of its input, and published as the rows that
+    /// changed (see [`table_diff`]).
+    Changes,
     /// A view model: (re)created, nothing stored.
     View,
 }
@@ -480,7 +484,14 @@ async fn build_one(
         _ => None,
     };
     let inputs = input_files(engine, node, &plan);
-    let stream = session
+    // A whole rebuild of a small table may be published as its changes.
+    let compare_with = current.clone().filter(|c| {
+        append_to.is_none()
+            && !options.full_refresh
+            && table_diff::comparable(c)
+            && same_columns(plan.schema().as_arrow(), c)
+    });
+    let mut stream = session
         .context()
         .execute_logical_plan(plan)
         .await
@@ -492,6 +503,24 @@ async fn build_one(
     if let Some(target) = delta.filter(|t| t.claimed()) {
         append_to = Some(target.base.clone());
         deletes = Some(Arc::clone(&target.deletes));
+    } else if let Some(current) = compare_with {
+        match table_diff::compare(engine.storage(), &current, stream)
+            .await
+            .map_err(other_err)?
+        {
+            table_diff::Rebuilt::Changes { appended, deletes } => {
+                let mut built =
+                    publish_merge(engine, node, current, appended, deletes, inputs, &sql_hash)
+                        .await
+                        .map_err(other_err)?;
+                if built.mode == BuildMode::Incremental {
+                    built.mode = BuildMode::Changes;
+                }
+                built.note = note;
+                return Ok(built);
+            }
+            table_diff::Rebuilt::Whole(all) => stream = all,
+        }
     }
     let incremental = append_to.is_some();
     let meta = VersionMeta {
