@@ -41,6 +41,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray,
     UInt32Array,
 };
+use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::arrow::compute::{cast, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::TimestampMicrosecondType;
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
@@ -161,12 +162,52 @@ impl RowKey {
     }
 }
 
-/// A previous row known only by its key, and where it is.
-#[derive(Debug, Clone, Copy)]
-pub struct Unread {
-    pub key: RowKey,
-    pub file: u32,
-    pub position: u32,
+/// The rows of one data file of the previous version known only by their
+/// keys, as the graph index stores them: a column of `u64` per part of
+/// [`RowKey::to_u64s`] (views of the index file, never copied), and which
+/// rows are live and not read yet.
+pub struct UnreadFile {
+    columns: [ScalarBuffer<u64>; 4],
+    pending: Vec<bool>,
+    count: usize,
+}
+
+impl UnreadFile {
+    /// Every row of a data file but those at `deleted` (ascending).
+    pub fn new(columns: [ScalarBuffer<u64>; 4], deleted: &[u32]) -> Self {
+        let rows = columns[0].len();
+        let mut pending = vec![true; rows];
+        for &d in deleted {
+            if let Some(p) = pending.get_mut(d as usize) {
+                *p = false;
+            }
+        }
+        let count = pending.iter().filter(|&&p| p).count();
+        Self {
+            columns,
+            pending,
+            count,
+        }
+    }
+
+    /// How many rows the data file has, deleted ones included.
+    pub fn file_rows(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn key(&self, r: usize) -> RowKey {
+        let [id, component, profile, flags] = &self.columns;
+        RowKey::from_u64s(id[r], component[r], profile[r], flags[r])
+    }
+
+    /// Each unread row's position and key.
+    fn each(&self) -> impl Iterator<Item = (usize, RowKey)> + '_ {
+        self.pending
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p)
+            .map(|(r, _)| (r, self.key(r)))
+    }
 }
 
 /// The previous output: rows read in plain columns with each row's key
@@ -177,7 +218,7 @@ pub struct PreviousOutput {
     keys: Vec<Vec<RowKey>>,
     /// Per batch: its data file (index into `files`), each row's position.
     places: Vec<(usize, Vec<u32>)>,
-    unread: Vec<Unread>,
+    unread: Vec<UnreadFile>,
     files: Vec<String>,
     file_rows: Vec<u64>,
     /// Identifiers the rules block (junk values, which may occur in
@@ -190,14 +231,17 @@ impl PreviousOutput {
     /// All of the previous version's rows, read. They must have the
     /// resolver's output columns (any string encoding).
     pub fn new(live: LiveRows) -> Result<Self> {
-        let mut out = Self::sparse(Vec::new(), live.files.clone(), live.file_rows.clone());
+        let mut out = Self::sparse(Vec::new(), live.files.clone());
+        out.file_rows = live.file_rows.clone();
         out.add_read(live)?;
         Ok(out)
     }
 
     /// The previous version known by its rows' keys alone; rows are read
     /// as they are needed ([`Self::take_unread`], [`Self::add_read`]).
-    pub fn sparse(unread: Vec<Unread>, files: Vec<String>, file_rows: Vec<u64>) -> Self {
+    /// `unread` holds the rows of each of `files`, in order.
+    pub fn sparse(unread: Vec<UnreadFile>, files: Vec<String>) -> Self {
+        let file_rows = unread.iter().map(|u| u.file_rows() as u64).collect();
         Self {
             batches: Vec::new(),
             keys: Vec::new(),
@@ -213,15 +257,19 @@ impl PreviousOutput {
     /// read and handed to [`Self::add_read`].
     pub fn take_unread(&mut self, want: impl Fn(&RowKey) -> bool) -> BTreeMap<usize, Vec<u32>> {
         let mut picks: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-        self.unread.retain(|u| {
-            let take = want(&u.key);
-            if take {
-                picks.entry(u.file as usize).or_default().push(u.position);
+        for (file, unread) in self.unread.iter_mut().enumerate() {
+            let taken: Vec<u32> = unread
+                .each()
+                .filter(|(_, key)| want(key))
+                .map(|(r, _)| r as u32)
+                .collect();
+            for &r in &taken {
+                unread.pending[r as usize] = false;
             }
-            !take
-        });
-        for positions in picks.values_mut() {
-            positions.sort_unstable();
+            unread.count -= taken.len();
+            if !taken.is_empty() {
+                picks.insert(file, taken);
+            }
         }
         picks
     }
@@ -291,7 +339,7 @@ impl PreviousOutput {
             .iter()
             .map(RecordBatch::num_rows)
             .sum::<usize>()
-            + self.unread.len()
+            + self.unread.iter().map(|u| u.count).sum::<usize>()
     }
 
     /// Every row's identifier hash and component, read or not.
@@ -299,8 +347,8 @@ impl PreviousOutput {
         for k in self.keys.iter().flatten() {
             f(k.id, k.component());
         }
-        for u in &self.unread {
-            f(u.key.id, u.key.component());
+        for (_, key) in self.unread.iter().flat_map(UnreadFile::each) {
+            f(key.id, key.component());
         }
     }
 }
@@ -459,7 +507,13 @@ impl Scope {
     pub fn previous(&self, previous: &PreviousOutput) -> Result<(Vec<RecordBatch>, HashSet<u64>)> {
         let mut used = HashSet::new();
         // Unread rows lie outside the scope (its rows are read).
-        used.extend(previous.unread.iter().filter_map(|u| u.key.profile()));
+        used.extend(
+            previous
+                .unread
+                .iter()
+                .flat_map(UnreadFile::each)
+                .filter_map(|(_, key)| key.profile()),
+        );
         let mut out = Vec::new();
         for (b, keys) in previous.batches.iter().zip(&previous.keys) {
             let mask: BooleanArray = keys
@@ -559,7 +613,7 @@ pub struct Merged {
 impl Merged {
     /// The whole new output (of a previous output read whole).
     pub fn into_output(self, previous: &PreviousOutput) -> Result<Vec<RecordBatch>> {
-        if !previous.unread.is_empty() {
+        if previous.unread.iter().any(|u| u.count > 0) {
             return Err(datafusion::error::DataFusionError::Internal(
                 "a sparsely read previous output can only yield a delta".into(),
             ));

@@ -15,11 +15,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::{DataFusionError, Result};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::identity::incremental::{RowKey, Unread, as_output};
+use crate::identity::incremental::{RowKey, UnreadFile, as_output};
 use crate::identity::resolve::identifier_hash;
 use crate::storage::publish::TablePointer;
 use crate::storage::{Storage, deletes, layout, live_rows, u64_columns};
@@ -29,45 +30,38 @@ const COLUMNS: [&str; 4] = ["id_hash", "component", "profile", "flags"];
 /// Files indexed at once.
 const PARALLEL: usize = 2;
 
-/// The keys of every live row of `pointer`'s version of `table`, and how
-/// many rows each data file has, building the indexes that are missing.
+/// The keys of every live row of `pointer`'s version of `table`, per data
+/// file, building the indexes that are missing.
 pub async fn load(
     storage: &Storage,
     table: &str,
     pointer: &TablePointer,
-) -> Result<(Vec<Unread>, Vec<u64>)> {
+) -> Result<Vec<UnreadFile>> {
     let external = |e: crate::error::Error| DataFusionError::External(Box::new(e));
     let deleted = deletes::load_all(storage, &pointer.deletes)
         .await
         .map_err(external)?;
     let schema = pointer.arrow_schema().map_err(external)?;
-    let per_file: Vec<Vec<RowKey>> = futures::stream::iter(pointer.files.iter().cloned())
-        .map(|path| {
-            let (storage, schema) = (storage.clone(), Arc::clone(&schema));
-            let rel = index_file(table, &path);
-            tokio::spawn(async move { load_or_build(&storage, &rel, &path, &schema).await })
+    let per_file: Vec<[ScalarBuffer<u64>; 4]> =
+        futures::stream::iter(pointer.files.iter().cloned())
+            .map(|path| {
+                let (storage, schema) = (storage.clone(), Arc::clone(&schema));
+                let rel = index_file(table, &path);
+                tokio::spawn(async move { load_or_build(&storage, &rel, &path, &schema).await })
+            })
+            .buffered(PARALLEL)
+            .map(|joined| joined.map_err(|e| DataFusionError::External(Box::new(e)))?)
+            .try_collect()
+            .await?;
+    let out = pointer
+        .files
+        .iter()
+        .zip(per_file)
+        .map(|(path, columns)| {
+            let gone = deleted.get(path).map(|(_, d)| d.positions()).unwrap_or(&[]);
+            UnreadFile::new(columns, gone)
         })
-        .buffered(PARALLEL)
-        .map(|joined| joined.map_err(|e| DataFusionError::External(Box::new(e)))?)
-        .try_collect()
-        .await?;
-    let mut out = Vec::with_capacity(per_file.iter().map(Vec::len).sum());
-    let file_rows = per_file.iter().map(|k| k.len() as u64).collect();
-    for (file, (path, keys)) in pointer.files.iter().zip(per_file).enumerate() {
-        let gone = deleted.get(path).map(|(_, d)| d.positions()).unwrap_or(&[]);
-        let mut gone = gone.iter().peekable();
-        for (position, key) in keys.into_iter().enumerate() {
-            let position = position as u32;
-            if gone.next_if_eq(&&position).is_some() {
-                continue;
-            }
-            out.push(Unread {
-                key,
-                file: file as u32,
-                position,
-            });
-        }
-    }
+        .collect();
     // Indexes of files the table no longer has.
     let wanted: HashSet<String> = pointer.files.iter().map(|p| index_file(table, p)).collect();
     let stored = storage
@@ -79,7 +73,7 @@ pub async fn load(
             storage.delete(&rel).await.map_err(external)?;
         }
     }
-    Ok((out, file_rows))
+    Ok(out)
 }
 
 fn index_file(table: &str, path: &str) -> String {
@@ -91,30 +85,27 @@ async fn load_or_build(
     rel: &str,
     path: &str,
     schema: &SchemaRef,
-) -> Result<Vec<RowKey>> {
+) -> Result<[ScalarBuffer<u64>; 4]> {
     let external = |e: crate::error::Error| DataFusionError::External(Box::new(e));
     if let Some(bytes) = storage.get_bytes(rel).await.map_err(external)?
-        && let Some(c) = u64_columns::decode(bytes, &COLUMNS)?
+        && let Some(columns) = u64_columns::decode(bytes, &COLUMNS)?
+        && let Ok(columns) = <[ScalarBuffer<u64>; 4]>::try_from(columns)
     {
-        return Ok((0..c[0].len())
-            .map(|r| RowKey::from_u64s(c[0][r], c[1][r], c[2][r], c[3][r]))
-            .collect());
+        return Ok(columns);
     }
     let batches = live_rows::read_whole_file(storage, path, schema)
         .await
         .map_err(external)?;
-    let mut keys = Vec::new();
+    let mut columns: [Vec<u64>; 4] = Default::default();
     for b in &batches {
-        keys.extend(RowKey::of_batch(&as_output(b)?));
-    }
-    let mut columns = vec![Vec::with_capacity(keys.len()); COLUMNS.len()];
-    for k in &keys {
-        for (c, v) in columns.iter_mut().zip(k.to_u64s()) {
-            c.push(v);
+        for k in RowKey::of_batch(&as_output(b)?) {
+            for (c, v) in columns.iter_mut().zip(k.to_u64s()) {
+                c.push(v);
+            }
         }
     }
     let slices: Vec<&[u64]> = columns.iter().map(Vec::as_slice).collect();
     let bytes = u64_columns::encode(&COLUMNS, &slices)?;
     storage.put_bytes(rel, bytes).await.map_err(external)?;
-    Ok(keys)
+    Ok(columns.map(ScalarBuffer::from))
 }

@@ -485,10 +485,9 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                     // graph index; a whole output needs them all.
                     let mut previous = match &history.delta {
                         Some(_) => {
-                            let (keys, rows) =
-                                graph_index::load(storage, &pointer.name, pointer).await?;
+                            let keys = graph_index::load(storage, &pointer.name, pointer).await?;
                             let files = pointer.files.clone();
-                            let mut previous = PreviousOutput::sparse(keys, files, rows);
+                            let mut previous = PreviousOutput::sparse(keys, files);
                             let blocked = previous.take_blocked();
                             let read = LiveRows::read_positions(storage, pointer, &blocked);
                             previous.add_read(read.await.map_err(external)?)?;
