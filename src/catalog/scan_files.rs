@@ -137,10 +137,7 @@ impl TableProvider for ScanFiles {
 /// selection it was read through already, if any; its statistics made
 /// inexact with the rows left (its bounds still bound them).
 pub fn select_rows(file: &PartitionedFile, selection: RowSelection) -> PartitionedFile {
-    let selection = match file.extension::<ParquetRowSelection>() {
-        Some(before) => before.selection().intersection(&selection),
-        None => selection,
-    };
+    let selection = narrowed(file, selection);
     let mut file = file.clone();
     file.statistics = file.statistics.map(|s| {
         let mut s = s.as_ref().clone().to_inexact();
@@ -148,6 +145,15 @@ pub fn select_rows(file: &PartitionedFile, selection: RowSelection) -> Partition
         Arc::new(s)
     });
     file.with_extension(ParquetRowSelection::new(selection))
+}
+
+/// `selection` (of all of `file`'s rows) within the selection `file` is
+/// read through already, if any.
+pub fn narrowed(file: &PartitionedFile, selection: RowSelection) -> RowSelection {
+    match file.extension::<ParquetRowSelection>() {
+        Some(before) => before.selection().intersection(&selection),
+        None => selection,
+    }
 }
 
 /// `plan` with each file its scans read replaced by what `f` makes of it

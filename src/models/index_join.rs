@@ -99,11 +99,11 @@ impl IndexedTables {
                 && files.version.is_some()
                 && !indexes.is_empty()
             {
-                columns.push(ColumnIndexed {
-                    table: name.clone(),
-                    files: files.files.into_iter().map(|(p, _)| p).collect(),
-                    indexes: indexes.clone(),
-                });
+                columns.push(ColumnIndexed::new(
+                    name.clone(),
+                    files.files.into_iter().map(|(p, _)| p).collect(),
+                    indexes.clone(),
+                ));
             }
         }
         Ok(Self {

@@ -26,6 +26,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
@@ -44,7 +45,8 @@ use tokio::sync::OnceCell;
 
 use super::column_index::{self, key_hashes};
 use super::index_join::{IndexedTables, SharedExec, replace_leaf, trace};
-use crate::catalog::scan_files::{map_scanned_files, select_rows};
+use super::picked_reads::PickedReads;
+use crate::catalog::scan_files::{map_scanned_files, narrowed, select_rows};
 use crate::identity::hash_filter::HashFilter;
 use crate::storage::Storage;
 use crate::udf::occurrence_index::ranges;
@@ -62,26 +64,51 @@ pub struct ColumnIndexed {
     pub table: String,
     pub files: Vec<String>,
     pub indexes: Vec<Vec<String>>,
+    /// What its scans read through an index in this build.
+    pub reads: Arc<PickedReads>,
 }
 
-/// The relative paths of the files a scan reads, once each; None unless
-/// it is a whole-file Parquet scan (no limit, no ordering it keeps).
-pub fn scanned_paths(scan: &Arc<dyn ExecutionPlan>, storage: &Storage) -> Option<Vec<String>> {
+impl ColumnIndexed {
+    pub fn new(table: String, files: Vec<String>, indexes: Vec<Vec<String>>) -> Self {
+        Self {
+            table,
+            files,
+            indexes,
+            reads: Arc::default(),
+        }
+    }
+}
+
+/// The files a scan reads, once each (a file split into ranges is one);
+/// None unless it is a whole-file Parquet scan (no limit, no ordering it
+/// keeps).
+fn scanned_files(scan: &Arc<dyn ExecutionPlan>) -> Option<Vec<PartitionedFile>> {
     let exec = scan.downcast_ref::<DataSourceExec>()?;
     let config = exec.data_source().downcast_ref::<FileScanConfig>()?;
     if config.limit.is_some() || scan.properties().output_ordering().is_some() {
         return None;
     }
-    let mut paths = Vec::new();
+    let mut files: Vec<PartitionedFile> = Vec::new();
     for group in &config.file_groups {
         for file in group.files() {
-            let path = storage.relative(&file.object_meta.location);
-            if !paths.contains(&path) {
-                paths.push(path);
+            let location = &file.object_meta.location;
+            if !files.iter().any(|f| &f.object_meta.location == location) {
+                files.push(file.clone());
             }
         }
     }
-    Some(paths)
+    Some(files)
+}
+
+/// The relative paths of the files a scan reads, once each; None unless
+/// it is a whole-file Parquet scan (see [`scanned_files`]).
+pub fn scanned_paths(scan: &Arc<dyn ExecutionPlan>, storage: &Storage) -> Option<Vec<String>> {
+    Some(
+        scanned_files(scan)?
+            .iter()
+            .map(|f| storage.relative(&f.object_meta.location))
+            .collect(),
+    )
 }
 
 /// Where a scan's values come from.
@@ -121,6 +148,7 @@ impl IndexedScanExec {
         keys: Keys,
         storage: Storage,
     ) -> Self {
+        table.reads.register(&scan.schema());
         Self {
             inner: Arc::new(Inner {
                 scan,
@@ -178,19 +206,25 @@ impl Inner {
                 }
             }
         }
-        let Some(paths) = scanned_paths(&self.scan, &self.storage) else {
+        let Some(files) = scanned_files(&self.scan) else {
             return Ok(Arc::clone(&self.scan));
         };
+        let paths: Vec<String> = files
+            .iter()
+            .map(|f| self.storage.relative(&f.object_meta.location))
+            .collect();
         let index =
             column_index::load(&self.storage, &self.table.table, &self.columns, &paths).await?;
         let (mut picked, mut rows) = (0usize, 0usize);
-        let mut selections = std::collections::HashMap::new();
-        for (path, hashes) in paths.iter().zip(&index) {
+        let mut picks = Vec::with_capacity(paths.len());
+        for ((path, hashes), file) in paths.iter().zip(&index).zip(&files) {
             let ranges = ranges((0..hashes.len()).filter(|&r| wanted.contains(hashes[r])));
             picked += ranges.iter().map(ExactSizeIterator::len).sum::<usize>();
             rows += hashes.len();
             let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), hashes.len());
-            selections.insert(self.storage.path(path).to_string(), selection);
+            // Less the rows the file is not read through (deleted ones).
+            let selection = narrowed(file, selection);
+            picks.push((path.clone(), selection.iter().copied().collect()));
         }
         let through_index = picked as f64 <= rows as f64 * MAX_SHARE;
         tracing::debug!(
@@ -206,6 +240,18 @@ impl Inner {
         if !through_index {
             return Ok(Arc::clone(&self.scan));
         }
+        let partitions = self.scan.properties().partitioning.partition_count();
+        let schema = self.scan.schema();
+        let read = self.table.reads.plan(&self.storage, picks.clone(), &schema, partitions);
+        if let Some(plan) = read.await? {
+            return Ok(plan);
+        }
+        // The files lack a column the scan has (its table fills it in):
+        // DataFusion's scan reads the picked rows.
+        let selections: std::collections::HashMap<String, RowSelection> = picks
+            .into_iter()
+            .map(|(path, s)| (self.storage.path(&path).to_string(), RowSelection::from(s)))
+            .collect();
         map_scanned_files(Arc::clone(&self.scan), |file| {
             Some(match selections.get(file.object_meta.location.as_ref()) {
                 Some(selection) => select_rows(file, selection.clone()),
