@@ -59,7 +59,7 @@ use crate::identity::graph::Text;
 use crate::identity::hash_filter::HashFilter;
 use crate::identity::resolve::{INPUT_COLUMNS, identifier_hash};
 use crate::storage::{Storage, layout};
-use crate::udf::occurrence_index::OccurrenceIndex;
+use crate::udf::occurrence_index::{Hash, OccurrenceIndex};
 
 /// The index pays while the rows it picks are at most this share of the
 /// table's.
@@ -604,13 +604,13 @@ impl IndexScan {
         let loaded = clock.elapsed().as_secs_f64();
         let most = (index.rows() as f64 * MAX_SHARE) as usize;
         let by = self.by;
+        let hash = match by {
+            By::Identifier => Hash::Identifier,
+            By::Row => Hash::Group,
+        };
         let picks: Vec<_> = index
-            .find(|id, row| {
-                hashes.contains(match by {
-                    By::Identifier => id,
-                    By::Row => row,
-                })
-            })
+            .find(hash, |h| hashes.contains(h))
+            .await?
             .into_iter()
             .filter(|(f, _)| self.files.iter().any(|(p, _)| p == index.path(*f)))
             .collect();

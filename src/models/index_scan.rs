@@ -242,7 +242,10 @@ impl Inner {
         }
         let partitions = self.scan.properties().partitioning.partition_count();
         let schema = self.scan.schema();
-        let read = self.table.reads.plan(&self.storage, picks.clone(), &schema, partitions);
+        let read = self
+            .table
+            .reads
+            .plan(&self.storage, picks.clone(), &schema, partitions);
         if let Some(plan) = read.await? {
             return Ok(plan);
         }

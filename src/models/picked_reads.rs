@@ -111,7 +111,11 @@ impl PickedReads {
 }
 
 /// The selected rows of each file, of those of `columns` it has.
-async fn read_picks(storage: &Storage, picks: Picks, columns: &[String]) -> Result<Vec<RecordBatch>> {
+async fn read_picks(
+    storage: &Storage,
+    picks: Picks,
+    columns: &[String],
+) -> Result<Vec<RecordBatch>> {
     let columns: Arc<[String]> = columns.into();
     let per_file: Vec<Vec<RecordBatch>> = futures::stream::iter(picks)
         .map(|(path, selection)| {

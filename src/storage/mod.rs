@@ -164,6 +164,16 @@ impl Storage {
         }
     }
 
+    /// The size of the object at `rel`; None if there is none.
+    pub async fn size(&self, rel: &str) -> Result<Option<u64>> {
+        let path = self.path(rel);
+        match self.store.head(&path).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(datafusion::object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::storage(&path, e)),
+        }
+    }
+
     /// Bytes `range` of the object at `rel`.
     pub async fn get_range(&self, rel: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
         let path = self.path(rel);

@@ -10,6 +10,8 @@
 //! values in turn.
 
 use bytes::Bytes;
+
+use super::Storage;
 use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 use datafusion::error::{DataFusionError, Result};
 
@@ -50,50 +52,119 @@ fn header_len(names: &[&str]) -> usize {
 /// The stored columns; None if the file does not hold exactly `names` (an
 /// index of another layout or an older format, which is then rebuilt).
 pub fn decode(bytes: Bytes, names: &[&str]) -> Result<Option<Vec<ScalarBuffer<u64>>>> {
+    let Some((rows, at)) = header(&bytes, names, bytes.len() as u64) else {
+        return Ok(None);
+    };
+    let whole = Buffer::from(bytes);
+    Ok(Some(
+        (0..names.len())
+            .map(|c| values(whole.slice_with_length(at + c * rows * 8, rows * 8)))
+            .collect(),
+    ))
+}
+
+/// The row count and where the values start, if `bytes` begin with the
+/// header of a file of exactly `names` that is `size` bytes long.
+fn header(bytes: &[u8], names: &[&str], size: u64) -> Option<(usize, usize)> {
     let word = |at: usize| -> Option<u64> {
         let b = bytes.get(at..at + 8)?;
         Some(u64::from_le_bytes(b.try_into().ok()?))
     };
     if bytes.get(..8) != Some(MAGIC.as_slice()) || word(8) != Some(names.len() as u64) {
-        return Ok(None);
+        return None;
     }
-    let Some(rows) = word(16).and_then(|r| usize::try_from(r).ok()) else {
-        return Ok(None);
-    };
+    let rows = usize::try_from(word(16)?).ok()?;
     let mut at = 24;
     for name in names {
         let len = name.len();
         if word(at) != Some(len as u64) || bytes.get(at + 8..at + 8 + len) != Some(name.as_bytes())
         {
-            return Ok(None);
+            return None;
         }
         at += 8 + len.next_multiple_of(8);
     }
-    let Some(size) = rows
-        .checked_mul(8 * names.len())
-        .and_then(|s| s.checked_add(at))
-    else {
-        return Ok(None);
-    };
-    if bytes.len() != size {
-        return Ok(None);
+    let expected = rows.checked_mul(8 * names.len())?.checked_add(at)?;
+    (expected as u64 == size).then_some((rows, at))
+}
+
+/// Little-endian `u64`s as values: a view of the bytes when aligned.
+fn values(part: Buffer) -> ScalarBuffer<u64> {
+    let len = part.len() / 8;
+    if cfg!(target_endian = "little") && part.as_ptr().align_offset(8) == 0 {
+        ScalarBuffer::new(part, 0, len)
+    } else {
+        part.as_slice()
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+            .collect()
     }
-    let whole = Buffer::from(bytes);
-    Ok(Some(
-        (0..names.len())
-            .map(|c| {
-                let part = whole.slice_with_length(at + c * rows * 8, rows * 8);
-                if cfg!(target_endian = "little") && part.as_ptr().align_offset(8) == 0 {
-                    ScalarBuffer::new(part, 0, rows)
-                } else {
-                    part.as_slice()
-                        .chunks_exact(8)
-                        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
-                        .collect()
-                }
-            })
-            .collect(),
-    ))
+}
+
+/// Rows read at a time by [`Blocks`] (2 MiB of each column).
+pub const BLOCK_ROWS: usize = 1 << 18;
+
+/// A stored file of `u64` columns read a block of rows at a time, so an
+/// index of many millions of rows is scanned without ever being held
+/// whole: each block's memory is freed before the next is read, and the
+/// allocator hands the same memory back for it.
+#[derive(Debug, Clone)]
+pub struct Blocks {
+    rel: String,
+    rows: usize,
+    /// Where the first column's values start.
+    at: usize,
+}
+
+impl Blocks {
+    /// The file at `rel`, if it is one of exactly `names`.
+    pub async fn open(
+        storage: &Storage,
+        rel: &str,
+        names: &[&str],
+    ) -> crate::error::Result<Option<Self>> {
+        let Some(size) = storage.size(rel).await? else {
+            return Ok(None);
+        };
+        let len = header_len(names) as u64;
+        if size < len {
+            return Ok(None);
+        }
+        let bytes = storage.get_range(rel, 0..len).await?;
+        Ok(header(&bytes, names, size).map(|(rows, at)| Self {
+            rel: rel.to_owned(),
+            rows,
+            at,
+        }))
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Calls `f(first row, values)` for each block of rows, in order, with
+    /// the values of the columns at `columns` (indices into the names).
+    pub async fn each(
+        &self,
+        storage: &Storage,
+        columns: &[usize],
+        mut f: impl FnMut(usize, &[ScalarBuffer<u64>]),
+    ) -> crate::error::Result<()> {
+        let mut start = 0;
+        while start < self.rows {
+            let len = BLOCK_ROWS.min(self.rows - start);
+            let mut block = Vec::with_capacity(columns.len());
+            for &c in columns {
+                let from = (self.at + (c * self.rows + start) * 8) as u64;
+                let bytes = storage
+                    .get_range(&self.rel, from..from + len as u64 * 8)
+                    .await?;
+                block.push(values(Buffer::from(bytes)));
+            }
+            f(start, &block);
+            start += len;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -13,17 +13,21 @@
 //! [`Scope::wants`](crate::identity::incremental::Scope::wants) takes: a
 //! collision only selects a row too many, never one too few.
 //!
+//! The hashes are not held: each lookup scans the index files a block of
+//! rows at a time ([`u64_columns::Blocks`]), so the memory of a block is
+//! reused for the next. Holding the index of a 17M-row history cost 270 MB
+//! of fresh memory per run, which the kernel must zero first; a scan of
+//! the files, in the page cache, costs a copy.
+//!
 //! Files are read directly with the Parquet reader, so every input column
 //! must be stored in the files (as it is for tables profiledb publishes);
 //! otherwise [`OccurrenceIndex::load`] answers None and the caller scans.
 
-use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
-use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection};
@@ -33,37 +37,20 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::identity::graph::Text;
 use crate::identity::resolve::{INPUT_COLUMNS, identifier_hash};
-use crate::storage::{Storage, layout, u64_columns};
+use crate::storage::u64_columns::{self, Blocks};
+use crate::storage::{Storage, layout};
 
 /// How many files are read at once.
 const PARALLEL: usize = 2;
 
-/// One occurrence file's hashes.
+/// One occurrence file's index.
 struct FileIndex {
     path: String,
     size: u64,
-    hashes: Arc<Hashes>,
-    /// Rows already handed out by [`OccurrenceIndex::select`] (empty
-    /// until it first hands out rows of any file).
-    taken: Vec<bool>,
-}
-
-/// The identifier and row hashes of a file's rows.
-struct Hashes {
-    ids: ScalarBuffer<u64>,
-    groups: ScalarBuffer<u64>,
-}
-
-/// The hashes this process holds, by storage root and table, then by
-/// index file: those of the files the table's last load was given (16
-/// bytes a row). Files never change once published, so they stay right,
-/// and the next load (a run's graph, then its merges' index joins) reads
-/// none of them again.
-type Loaded = HashMap<String, HashMap<String, Arc<Hashes>>>;
-static LOADED: LazyLock<Mutex<Loaded>> = LazyLock::new(Default::default);
-
-fn held() -> std::sync::MutexGuard<'static, Loaded> {
-    LOADED.lock().unwrap_or_else(|e| e.into_inner())
+    hashes: Blocks,
+    /// Rows already handed out by [`OccurrenceIndex::select`], a bit each
+    /// (empty until it first hands out rows of any file).
+    taken: Vec<u64>,
 }
 
 /// Rows to read from one file: `(file, ascending row ranges)`.
@@ -85,20 +72,13 @@ impl OccurrenceIndex {
     ) -> Result<Option<Self>> {
         let dir = layout::occurrence_index_dir(table);
         let stored = storage.list(&dir).await.map_err(DataFusionError::from)?;
-        let held_as = format!("{} {table}", storage.root_url());
-        let cached = held().get(&held_as).cloned().unwrap_or_default();
         let loaded: Vec<Option<FileIndex>> = futures::stream::iter(files.iter().cloned())
             .map(|(path, size)| {
                 let storage = storage.clone();
                 let rel = index_file(table, &path, size);
-                let held = cached.get(&rel).cloned();
                 tokio::spawn(async move {
-                    let hashes = match held {
-                        Some(hashes) => hashes,
-                        None => match load_or_build(&storage, &rel, &path, size).await? {
-                            Some(hashes) => Arc::new(hashes),
-                            None => return Ok(None),
-                        },
+                    let Some(hashes) = open_or_build(&storage, &rel, &path, size).await? else {
+                        return Ok(None);
                     };
                     Ok::<_, DataFusionError>(Some(FileIndex {
                         path,
@@ -125,13 +105,6 @@ impl OccurrenceIndex {
         let Some(files) = loaded.into_iter().collect::<Option<Vec<_>>>() else {
             return Ok(None);
         };
-        held().insert(
-            held_as,
-            files
-                .iter()
-                .map(|f| (index_file(table, &f.path, f.size), Arc::clone(&f.hashes)))
-                .collect(),
-        );
         Ok(Some(Self {
             storage: storage.clone(),
             files,
@@ -139,50 +112,71 @@ impl OccurrenceIndex {
     }
 
     pub fn rows(&self) -> usize {
-        self.files.iter().map(|f| f.hashes.ids.len()).sum()
+        self.files.iter().map(|f| f.hashes.rows()).sum()
     }
 
-    /// Bytes held in memory.
+    /// Bytes held in memory (a bit a row, once rows are handed out).
     pub fn memory_size(&self) -> usize {
-        self.rows() * 17
+        self.rows() / 8
     }
 
     /// The rows not handed out yet for which `wants(id hash, group hash)`
     /// holds; they are handed out only once.
-    pub fn select(&mut self, wants: impl Fn(u64, u64) -> bool) -> Vec<Pick> {
+    pub async fn select(&mut self, wants: impl Fn(u64, u64) -> bool) -> Result<Vec<Pick>> {
         let mut picks = Vec::new();
         for (f, file) in self.files.iter_mut().enumerate() {
-            let Hashes { ids, groups } = file.hashes.as_ref();
             if file.taken.is_empty() {
-                file.taken = vec![false; ids.len()];
+                file.taken = vec![0; file.hashes.rows().div_ceil(64)];
             }
-            let ranges = ranges((0..ids.len()).filter(|&r| {
-                let wanted = !file.taken[r] && wants(ids[r], groups[r]);
-                if wanted {
-                    file.taken[r] = true;
-                }
-                wanted
-            }));
+            let taken = &mut file.taken;
+            let mut rows = Vec::new();
+            file.hashes
+                .each(&self.storage, &[0, 1], |start, block| {
+                    let (ids, groups) = (&block[0], &block[1]);
+                    for i in 0..ids.len() {
+                        let r = start + i;
+                        let bit = 1u64 << (r % 64);
+                        if taken[r / 64] & bit == 0 && wants(ids[i], groups[i]) {
+                            taken[r / 64] |= bit;
+                            rows.push(r);
+                        }
+                    }
+                })
+                .await?;
+            let ranges = ranges(rows.into_iter());
             if !ranges.is_empty() {
                 picks.push((f, ranges));
             }
         }
-        picks
+        Ok(picks)
     }
 
-    /// The rows for which `wants(id hash, group hash)` holds, whether
-    /// handed out or not.
-    pub fn find(&self, wants: impl Fn(u64, u64) -> bool) -> Vec<Pick> {
-        self.files
-            .iter()
-            .enumerate()
-            .map(|(f, file)| {
-                let Hashes { ids, groups } = file.hashes.as_ref();
-                let rows = (0..ids.len()).filter(|&r| wants(ids[r], groups[r]));
-                (f, ranges(rows))
-            })
-            .filter(|(_, ranges)| !ranges.is_empty())
-            .collect()
+    /// The rows whose identifier hash (`Hash::Identifier`) or group hash
+    /// (`Hash::Group`) `wants` holds for, whether handed out or not.
+    pub async fn find(&self, hash: Hash, wants: impl Fn(u64) -> bool) -> Result<Vec<Pick>> {
+        let column = match hash {
+            Hash::Identifier => 0,
+            Hash::Group => 1,
+        };
+        let mut picks = Vec::new();
+        for (f, file) in self.files.iter().enumerate() {
+            let mut rows = Vec::new();
+            file.hashes
+                .each(&self.storage, &[column], |start, block| {
+                    let hashes = &block[0];
+                    rows.extend(
+                        (0..hashes.len())
+                            .filter(|&i| wants(hashes[i]))
+                            .map(|i| start + i),
+                    );
+                })
+                .await?;
+            let ranges = ranges(rows.into_iter());
+            if !ranges.is_empty() {
+                picks.push((f, ranges));
+            }
+        }
+        Ok(picks)
     }
 
     /// The path of file `f` (of a [`Pick`]).
@@ -196,7 +190,7 @@ impl OccurrenceIndex {
             .map(|(f, ranges)| {
                 let storage = self.storage.clone();
                 let (path, size) = (self.files[f].path.clone(), self.files[f].size);
-                let rows = self.files[f].hashes.ids.len();
+                let rows = self.files[f].hashes.rows();
                 tokio::spawn(async move {
                     let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), rows);
                     let batches = read_occurrences(&storage, &path, size, Some(selection)).await?;
@@ -213,6 +207,13 @@ impl OccurrenceIndex {
             .await?;
         Ok(batches.into_iter().flatten().collect())
     }
+}
+
+/// Which of a row's hashes a lookup is by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hash {
+    Identifier,
+    Group,
 }
 
 /// Ascending row numbers as ranges of consecutive rows.
@@ -235,19 +236,14 @@ fn index_file(table: &str, path: &str, size: u64) -> String {
 
 /// A file's stored index, or one built from the file (and stored). None
 /// when the file lacks an input column.
-async fn load_or_build(
+async fn open_or_build(
     storage: &Storage,
     rel: &str,
     path: &str,
     size: u64,
-) -> Result<Option<Hashes>> {
-    if let Some(bytes) = storage
-        .get_bytes(rel)
-        .await
-        .map_err(DataFusionError::from)?
-        && let Some((ids, groups)) = decode(bytes)?
-    {
-        return Ok(Some(Hashes { ids, groups }));
+) -> Result<Option<Blocks>> {
+    if let Some(blocks) = Blocks::open(storage, rel, &COLUMNS).await? {
+        return Ok(Some(blocks));
     }
     let Some(batches) = read_occurrences(storage, path, size, None).await? else {
         return Ok(None);
@@ -272,24 +268,18 @@ async fn load_or_build(
         .put_bytes(rel, encode(&ids, &groups)?)
         .await
         .map_err(DataFusionError::from)?;
-    Ok(Some(Hashes {
-        ids: ids.into(),
-        groups: groups.into(),
-    }))
+    match Blocks::open(storage, rel, &COLUMNS).await? {
+        Some(blocks) => Ok(Some(blocks)),
+        None => Err(DataFusionError::Internal(format!(
+            "the occurrence index {rel} just written does not read back"
+        ))),
+    }
 }
 
 const COLUMNS: [&str; 2] = ["id_hash", "group_hash"];
 
 fn encode(ids: &[u64], groups: &[u64]) -> Result<Bytes> {
     u64_columns::encode(&COLUMNS, &[ids, groups])
-}
-
-/// The stored hashes; None if the file is not an index (it is rebuilt).
-fn decode(bytes: Bytes) -> Result<Option<(ScalarBuffer<u64>, ScalarBuffer<u64>)>> {
-    Ok(u64_columns::decode(bytes, &COLUMNS)?.map(|mut c| {
-        let groups = c.pop().unwrap_or_default();
-        (c.pop().unwrap_or_default(), groups)
-    }))
 }
 
 /// The rows of an occurrence file (all, or a selection), projected to the
@@ -437,7 +427,7 @@ mod tests {
             identifier_hash("cookie", "c3"),
             identifier_hash("events", "m2000"),
         );
-        let picks = index.select(|id, g| id == c3 || g == group);
+        let picks = index.select(|id, g| id == c3 || g == group).await.unwrap();
         let batches = index.read(picks).await.unwrap();
         let mut got: Vec<(String, String, i64)> = Vec::new();
         for b in &batches {
@@ -457,14 +447,14 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         // Rows are handed out once.
-        assert!(index.select(|id, _| id == c3).is_empty());
+        assert!(index.select(|id, _| id == c3).await.unwrap().is_empty());
 
         // Loaded again: from the stored index, with the same hashes.
         let mut again = OccurrenceIndex::load(&storage, "occ", &files)
             .await
             .unwrap()
             .unwrap();
-        let picks = again.select(|id, g| id == c3 || g == group);
+        let picks = again.select(|id, g| id == c3 || g == group).await.unwrap();
         assert_eq!(
             picks[0].1.iter().map(|r| r.len()).sum::<usize>(),
             want.len()

@@ -525,7 +525,8 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                         Some(mut index) => {
                             index_memory.try_grow(index.memory_size())?;
                             loop {
-                                let picks = index.select(|id, group| scope.wants(id, group));
+                                let picks =
+                                    index.select(|id, group| scope.wants(id, group)).await?;
                                 if picks.is_empty() {
                                     break;
                                 }
