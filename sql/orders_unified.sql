@@ -1,4 +1,4 @@
-{{ config(materialized='incremental', unique_key='order_id', indexes=[{'columns': ['profile_id']}]) }}
+{{ config(materialized='incremental', unique_key='order_id', indexes=[{'columns': ['order_id']}, {'columns': ['profile_id']}]) }}
 -- orders_unified: one row per order_id, whether it came from the order
 -- system, as an "Order Completed" event, or both; attributed to a profile
 -- through the identifiers of the rows that carried it. Incremental: a run

@@ -5,7 +5,7 @@
 -- by the last order's time, so the scores do not move with the clock
 -- between two runs over the same data. Few scores change when a little
 -- data lands, and a rebuilt table is published as its changed rows, so
--- profile_rows recomputes only those profiles.
+-- profiles recomputes only those.
 SELECT profile_id,
        CAST(ntile(5) OVER (ORDER BY last_order_at, profile_id) AS INT) AS r_score,
        CAST(ntile(5) OVER (ORDER BY order_count, profile_id) AS INT) AS f_score,

@@ -53,12 +53,14 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, col, lit};
 use datafusion::prelude::SessionContext;
 
 use super::changed::{Changed, Side};
+use super::column_index::{self, key_hashes};
 use super::index_join::{IndexedTables, index_joins};
 use super::index_scan::index_filters;
 use super::template::{BatchSize, ModelConfig};
 use crate::error::{Error, Result};
+use crate::identity::hash_filter::HashFilter;
 use crate::storage::Storage;
-use crate::storage::deletes::{DeletedRows, NewDeletes};
+use crate::storage::deletes::{self, DeletedRows, NewDeletes};
 use crate::storage::live_rows::LiveRows;
 use crate::storage::publish::TablePointer;
 
@@ -96,7 +98,7 @@ pub async fn merge_by_time(
         Window::From(start) => from_time(full, new_sources, event_time, start)?,
     };
     let rows = ctx.execute_logical_plan(recompute).await?.collect().await?;
-    let deletes = replaced_rows(storage, current, key, &rows, &[]).await?;
+    let deletes = replaced_rows(storage, None, current, key, &rows, &[]).await?;
     Ok(Merge::Rows { rows, deletes })
 }
 
@@ -153,7 +155,7 @@ pub async fn merge_changes(
     if let Some(input) = changed.row_wise() {
         let rows = collect(changed.over(input, Side::Inserted)?).await?;
         let gone = collect(keys_of(changed.over(input, Side::Deleted)?)?).await?;
-        let deletes = replaced_rows(storage, current, key, &rows, &gone).await?;
+        let deletes = replaced_rows(storage, Some(indexed), current, key, &rows, &gone).await?;
         return Ok(Merge::Rows { rows, deletes });
     }
     let clock = std::time::Instant::now();
@@ -180,7 +182,7 @@ pub async fn merge_changes(
         seconds = clock.elapsed().as_secs_f64(),
         "merge: touched keys recomputed"
     );
-    let deletes = replaced_rows(storage, current, key, &rows, &touched).await?;
+    let deletes = replaced_rows(storage, Some(indexed), current, key, &rows, &touched).await?;
     tracing::debug!(
         seconds = clock.elapsed().as_secs_f64(),
         "merge: replaced rows found"
@@ -394,6 +396,7 @@ fn from_time(
 /// an error when `rows` repeat a key.
 async fn replaced_rows(
     storage: &Storage,
+    indexed: Option<&IndexedTables>,
     current: &TablePointer,
     key: &[String],
     rows: &[RecordBatch],
@@ -441,7 +444,16 @@ async fn replaced_rows(
             }
         }
     }
-    let live = LiveRows::read_columns(storage, current, &indices).await?;
+    let live = match indexed.and_then(|i| indexed_key(i, current, key)) {
+        Some(columns) => {
+            candidates(storage, current, &indices, &columns, rows, also, &schema).await?
+        }
+        None => None,
+    };
+    let live = match live {
+        Some(live) => live,
+        None => LiveRows::read_columns(storage, current, &indices).await?,
+    };
     let mut positions: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
     for batch in &live.batches {
         let converted = converter.convert_columns(batch.batch.columns())?;
@@ -463,6 +475,72 @@ async fn replaced_rows(
             )
         })
         .collect())
+}
+
+/// The columns of an index the table declares on exactly the key's
+/// columns (in the index's order), if it has one.
+fn indexed_key(
+    indexed: &IndexedTables,
+    current: &TablePointer,
+    key: &[String],
+) -> Option<Vec<String>> {
+    let table = indexed
+        .column_indexed()
+        .iter()
+        .find(|t| t.table == current.name && t.files == current.files)?;
+    table
+        .indexes
+        .iter()
+        .find(|columns| columns.len() == key.len() && key.iter().all(|k| columns.contains(k)))
+        .cloned()
+}
+
+/// The live rows whose key hash (in the index on `columns`) is that of a
+/// key of `rows` or `also`, of the key columns only: the candidates the
+/// caller compares exactly. None when a key has a null (the index holds
+/// no nulls), so the caller reads every row's key.
+async fn candidates(
+    storage: &Storage,
+    current: &TablePointer,
+    indices: &[usize],
+    columns: &[String],
+    rows: &[RecordBatch],
+    also: &[RecordBatch],
+    schema: &datafusion::arrow::datatypes::Schema,
+) -> Result<Option<LiveRows>> {
+    // Key columns in the index's order: positions in `indices` (the key's).
+    let order: Vec<usize> = columns
+        .iter()
+        .filter_map(|c| indices.iter().position(|&i| schema.field(i).name() == c))
+        .collect();
+    let mut wanted = HashFilter::default();
+    for (batches, keys) in [(also, true), (rows, false)] {
+        for batch in batches {
+            let key = key_columns(batch, indices, schema, keys)?;
+            let ordered: Vec<ArrayRef> = order.iter().map(|&n| Arc::clone(&key[n])).collect();
+            for h in key_hashes(&ordered)? {
+                let Some(h) = h else { return Ok(None) };
+                wanted.insert(h);
+            }
+        }
+    }
+    let index = column_index::load(storage, &current.name, columns, &current.files).await?;
+    let deleted = deletes::load_all(storage, &current.deletes).await?;
+    let mut positions: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+    for (f, (path, hashes)) in current.files.iter().zip(&index).enumerate() {
+        let gone = deleted.get(path).map(|(_, d)| d.positions()).unwrap_or(&[]);
+        let picked: Vec<u32> = (0..hashes.len())
+            .filter(|&r| wanted.contains(hashes[r]))
+            .map(|r| r as u32)
+            .filter(|r| gone.binary_search(r).is_err())
+            .collect();
+        if !picked.is_empty() {
+            positions.insert(f, picked);
+        }
+    }
+    Ok(Some(
+        LiveRows::read_positions_of(storage, current, &positions, indices).await?,
+    ))
 }
 
 /// A batch's key columns (all of `keys`, or at `indices` of a model's

@@ -77,7 +77,6 @@ const DEFAULT_MODELS: &[(&str, &str)] = &[
         "profile_scores",
         include_str!("../../sql/profile_scores.sql"),
     ),
-    ("profile_rows", include_str!("../../sql/profile_rows.sql")),
     ("profiles", include_str!("../../sql/profiles.sql")),
     (
         "profile_events",

@@ -180,3 +180,104 @@ fn diff(
         .collect();
     Ok((appended, deletes))
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use futures::TryStreamExt;
+
+    use super::*;
+    use crate::storage::publish::{VersionMeta, publish_version};
+
+    fn rows(values: &[(&str, i64)]) -> SendableRecordBatchStream {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from_iter_values(values.iter().map(|v| v.0))),
+                Arc::new(Int64Array::from_iter_values(values.iter().map(|v| v.1))),
+            ],
+        )
+        .unwrap();
+        Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter(vec![Ok(batch)]),
+        ))
+    }
+
+    fn pairs(batches: &[RecordBatch]) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        for b in batches {
+            let k = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+            let n = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            out.extend((0..b.num_rows()).map(|r| (k.value(r).to_owned(), n.value(r))));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn equal_rows_pair_off_and_only_changes_are_published() {
+        let storage = Storage::open("memory://").unwrap();
+        let mut old: Vec<(String, i64)> = (0..100).map(|i| (format!("k{i}"), i)).collect();
+        old.push(("k7".into(), 7)); // a duplicate row
+        let old_refs: Vec<(&str, i64)> = old.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        let current = publish_version(
+            &storage,
+            "public",
+            "t",
+            rows(&old_refs),
+            VersionMeta::default(),
+        )
+        .await
+        .unwrap()
+        .pointer;
+
+        // k3 changes, one k7 of two goes, k100 is new; in another order.
+        let mut new: Vec<(String, i64)> = (0..100)
+            .rev()
+            .map(|i| (format!("k{i}"), if i == 3 { 33 } else { i }))
+            .collect();
+        new.push(("k100".into(), 100));
+        let new_refs: Vec<(&str, i64)> = new.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        let Rebuilt::Changes { appended, deletes } =
+            compare(&storage, &current, rows(&new_refs)).await.unwrap()
+        else {
+            panic!("a small change is published as changes");
+        };
+        let mut added = pairs(&appended);
+        added.sort();
+        assert_eq!(added, vec![("k100".into(), 100), ("k3".into(), 33)]);
+        let (file_rows, gone) = &deletes[&current.files[0]];
+        assert_eq!(*file_rows, 101);
+        // Row 3 (k3 = 3) and one of the two k7 rows (7 or 100).
+        assert_eq!(gone.len(), 2);
+        assert_eq!(gone.positions()[0], 3);
+        assert!([7, 100].contains(&gone.positions()[1]));
+
+        // The same rows: nothing to publish.
+        let Rebuilt::Changes { appended, deletes } =
+            compare(&storage, &current, rows(&old_refs)).await.unwrap()
+        else {
+            panic!("equal rows are no change");
+        };
+        assert!(appended.is_empty() && deletes.is_empty());
+
+        // Most rows changed: written whole, every row.
+        let changed: Vec<(String, i64)> = (0..100).map(|i| (format!("k{i}"), -i)).collect();
+        let changed_refs: Vec<(&str, i64)> =
+            changed.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        let Rebuilt::Whole(stream) = compare(&storage, &current, rows(&changed_refs))
+            .await
+            .unwrap()
+        else {
+            panic!("a large change is written whole");
+        };
+        let all: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+        assert_eq!(pairs(&all).len(), 100);
+    }
+}

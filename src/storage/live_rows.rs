@@ -85,6 +85,23 @@ impl LiveRows {
         Self::read_picks(storage, pointer, picks, None).await
     }
 
+    /// The rows at `positions` (as [`Self::read_positions`]), of the
+    /// columns at `columns` only.
+    pub async fn read_positions_of(
+        storage: &Storage,
+        pointer: &TablePointer,
+        positions: &BTreeMap<usize, Vec<u32>>,
+        columns: &[usize],
+    ) -> Result<Self> {
+        let picks = (0..pointer.files.len())
+            .map(|f| match positions.get(&f) {
+                Some(p) if !p.is_empty() => Some(Pick::Rows(p.clone())),
+                _ => None,
+            })
+            .collect();
+        Self::read_picks(storage, pointer, picks, Some(columns)).await
+    }
+
     /// Reads what `picks` says of each data file (None: not opened), of
     /// the columns at `columns` (all when None).
     async fn read_picks(

@@ -200,4 +200,43 @@ mod tests {
         let empty = encode(&["x"], &[&[]]).unwrap();
         assert_eq!(decode(empty, &["x"]).unwrap().unwrap()[0].len(), 0);
     }
+
+    #[tokio::test]
+    async fn blocks_read_the_columns_a_block_at_a_time() {
+        let storage = Storage::open("memory://").unwrap();
+        let rows = BLOCK_ROWS + 1000;
+        let a: Vec<u64> = (0..rows as u64).collect();
+        let b: Vec<u64> = (0..rows as u64).map(|i| i * 3).collect();
+        let bytes = encode(&["a", "bee"], &[&a, &b]).unwrap();
+        storage.put_bytes("x.u64", bytes).await.unwrap();
+        let blocks = Blocks::open(&storage, "x.u64", &["a", "bee"])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(blocks.rows(), rows);
+        let (mut seen, mut starts) = (Vec::new(), Vec::new());
+        blocks
+            .each(&storage, &[1, 0], |start, block| {
+                starts.push(start);
+                assert_eq!(block[0].len(), block[1].len());
+                seen.extend(block[0].iter().zip(block[1].iter()).map(|(b, a)| (*a, *b)));
+            })
+            .await
+            .unwrap();
+        assert_eq!(starts, vec![0, BLOCK_ROWS]);
+        let expected: Vec<(u64, u64)> = a.iter().copied().zip(b.iter().copied()).collect();
+        assert_eq!(seen, expected);
+        assert!(
+            Blocks::open(&storage, "x.u64", &["a", "b"])
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            Blocks::open(&storage, "missing.u64", &["a"])
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
 }

@@ -51,7 +51,7 @@ fn demo_generates_builds_and_serves() {
         "{seen:?}"
     );
     assert!(
-        seen.iter().any(|l| l.contains("built 15 models")),
+        seen.iter().any(|l| l.contains("built 14 models")),
         "{seen:?}"
     );
     let out = crate::support::psql_command(port.parse().unwrap())

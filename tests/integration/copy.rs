@@ -182,7 +182,7 @@ async fn psql_meta_commands_answer() {
     let server = TestServer::start(root.path()).await;
     let (ok, _, err) = server.psql(&[
         "-c",
-        "CREATE VIEW segments.recent AS SELECT profile_id FROM profiles WHERE recency_days < 30",
+        "CREATE VIEW segments.recent AS SELECT profile_id FROM profiles WHERE last_order_at > now() - INTERVAL '30 days'",
     ]);
     assert!(ok, "{err}");
     for (command, expected) in [

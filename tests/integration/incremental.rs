@@ -78,16 +78,8 @@ const EXACT: &[(&str, &str)] = &[
     ("order_rows", "SELECT * FROM order_rows"),
     ("orders_unified", "SELECT * FROM orders_unified"),
     ("profile_traits", "SELECT * FROM profile_traits"),
-    // recency_days counts days to the moment of the run, so two runs a few
-    // seconds apart may differ by one for an order placed at that time of
-    // day; everything else, scores included, must be equal.
-    (
-        "profiles",
-        "SELECT profile_id, user_id, email, phone, first_name, last_name, city, country, \
-         birthday, consent_email, first_seen_at, last_seen_at, event_count, order_count, \
-         total_revenue, frequency, monetary, r_score, f_score, m_score, rfm_segment \
-         FROM profiles",
-    ),
+    ("profile_scores", "SELECT * FROM profile_scores"),
+    ("profiles", "SELECT * FROM profiles"),
 ];
 
 /// Lands `batch` in `root` twice — once to run incrementally, once in a
@@ -136,8 +128,8 @@ async fn land_and_compare(root: &Path, batch: &Path, sources: &[&str], step: &st
     }
     // The order rows of the new files are appended; orders and profile
     // traits merge the keys the changes below them reach (new order rows,
-    // identifiers, the map's changes), and the RFM scores of `profiles` are ranked
-    // over all of them again. (When the map was rebuilt, its changes
+    // identifiers, the map's changes), the RFM scores of `profile_scores` are
+    // ranked over all of them again, and `profiles` merges the changed ones. (When the map was rebuilt, its changes
     // cannot be told: orders and traits are rebuilt too, and say why.)
     let followed = map.contains("(incremental: +");
     for model in ["order_rows", "orders_unified", "profile_traits"] {
