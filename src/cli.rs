@@ -321,7 +321,11 @@ async fn run_models(
                             BuildMode::Incremental =>
                                 format!("  (incremental: +{} rows)", m.new_rows),
                             BuildMode::Changes => format!(
-                                "  (rebuilt, changed rows: +{} -{}{})",
+                                "  ({}: +{} -{}{})",
+                                m.note
+                                    .as_ref()
+                                    .map(|n| format!("rebuilt: {n}; changed rows"))
+                                    .unwrap_or_else(|| "rebuilt, changed rows".into()),
                                 m.new_rows,
                                 m.deleted_rows,
                                 if m.compacted { ", compacted" } else { "" }

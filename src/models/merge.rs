@@ -448,10 +448,6 @@ async fn replaced_rows(
         Some(columns) => {
             candidates(storage, current, &indices, &columns, rows, also, &schema).await?
         }
-        None => None,
-    };
-    let live = match live {
-        Some(live) => live,
         None => LiveRows::read_columns(storage, current, &indices).await?,
     };
     let mut positions: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
@@ -497,8 +493,7 @@ fn indexed_key(
 
 /// The live rows whose key hash (in the index on `columns`) is that of a
 /// key of `rows` or `also`, of the key columns only: the candidates the
-/// caller compares exactly. None when a key has a null (the index holds
-/// no nulls), so the caller reads every row's key.
+/// caller compares exactly.
 async fn candidates(
     storage: &Storage,
     current: &TablePointer,
@@ -507,7 +502,7 @@ async fn candidates(
     rows: &[RecordBatch],
     also: &[RecordBatch],
     schema: &datafusion::arrow::datatypes::Schema,
-) -> Result<Option<LiveRows>> {
+) -> Result<LiveRows> {
     // Key columns in the index's order: positions in `indices` (the key's).
     let order: Vec<usize> = columns
         .iter()
@@ -518,9 +513,10 @@ async fn candidates(
         for batch in batches {
             let key = key_columns(batch, indices, schema, keys)?;
             let ordered: Vec<ArrayRef> = order.iter().map(|&n| Arc::clone(&key[n])).collect();
+            // A key with a null is looked up as the index stores any
+            // row with one: as 0 (the rows compared exactly after).
             for h in key_hashes(&ordered)? {
-                let Some(h) = h else { return Ok(None) };
-                wanted.insert(h);
+                wanted.insert(h.unwrap_or(0));
             }
         }
     }
@@ -538,9 +534,14 @@ async fn candidates(
             positions.insert(f, picked);
         }
     }
-    Ok(Some(
-        LiveRows::read_positions_of(storage, current, &positions, indices).await?,
-    ))
+    tracing::debug!(
+        table = %current.name,
+        keys = wanted.len(),
+        picked = positions.values().map(Vec::len).sum::<usize>(),
+        rows = current.rows,
+        "merge: replaced rows picked through the key's index"
+    );
+    LiveRows::read_positions_of(storage, current, &positions, indices).await
 }
 
 /// A batch's key columns (all of `keys`, or at `indices` of a model's

@@ -513,7 +513,8 @@ async fn build_one(
                     publish_merge(engine, node, current, appended, deletes, inputs, &sql_hash)
                         .await
                         .map_err(other_err)?;
-                if built.mode == BuildMode::Incremental {
+                // A rebuild for a reason says so, changes or none.
+                if built.mode == BuildMode::Incremental || note.is_some() {
                     built.mode = BuildMode::Changes;
                 }
                 built.note = note;

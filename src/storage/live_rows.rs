@@ -76,13 +76,7 @@ impl LiveRows {
         pointer: &TablePointer,
         positions: &BTreeMap<usize, Vec<u32>>,
     ) -> Result<Self> {
-        let picks = (0..pointer.files.len())
-            .map(|f| match positions.get(&f) {
-                Some(p) if !p.is_empty() => Some(Pick::Rows(p.clone())),
-                _ => None,
-            })
-            .collect();
-        Self::read_picks(storage, pointer, picks, None).await
+        Self::read_at(storage, pointer, positions, None).await
     }
 
     /// The rows at `positions` (as [`Self::read_positions`]), of the
@@ -93,13 +87,22 @@ impl LiveRows {
         positions: &BTreeMap<usize, Vec<u32>>,
         columns: &[usize],
     ) -> Result<Self> {
+        Self::read_at(storage, pointer, positions, Some(columns)).await
+    }
+
+    async fn read_at(
+        storage: &Storage,
+        pointer: &TablePointer,
+        positions: &BTreeMap<usize, Vec<u32>>,
+        columns: Option<&[usize]>,
+    ) -> Result<Self> {
         let picks = (0..pointer.files.len())
             .map(|f| match positions.get(&f) {
                 Some(p) if !p.is_empty() => Some(Pick::Rows(p.clone())),
                 _ => None,
             })
             .collect();
-        Self::read_picks(storage, pointer, picks, Some(columns)).await
+        Self::read_picks(storage, pointer, picks, columns).await
     }
 
     /// Reads what `picks` says of each data file (None: not opened), of

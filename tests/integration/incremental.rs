@@ -14,7 +14,7 @@ fn profiledb(root: &Path, args: &[&str]) -> String {
         // The resolver logs, at debug level, what an incremental run read.
         .env(
             "PROFILEDB_LOG",
-            "profiledb::udf=debug,profiledb::models::index_scan=debug",
+            "profiledb::udf=debug,profiledb::models::index_scan=debug,profiledb::models::merge=debug",
         )
         .arg("--data")
         .arg(root)
@@ -297,6 +297,29 @@ async fn incremental_runs_equal_a_full_rebuild() {
             && l.contains("through_index=true")),
         "{log}"
     );
+    // The map's merge found the rows it replaces through its key's index.
+    assert!(
+        log.lines().any(
+            |l| l.contains("replaced rows picked through the key's index")
+                && l.contains("table=identity_map ")
+        ),
+        "{log}"
+    );
+    // The scores, ranked over every buyer again, are published as the rows
+    // that changed (or kept), and profiles merge those.
+    for (model, published) in [
+        ("profile_scores", "(rebuilt, changed rows: +"),
+        ("profiles", "(incremental: +"),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!(" {model} ")))
+            .unwrap_or_else(|| panic!("no {model} line:\n{log}"));
+        assert!(
+            line.contains(published) || line.contains("(unchanged)"),
+            "{line}"
+        );
+    }
     let indexes = std::fs::read_dir(root.join("state/column_index/identity_map"))
         .unwrap()
         .count();

@@ -121,7 +121,7 @@ async fn scheduled_jobs_run_retry_and_show_in_system_tables() {
              FROM system.runs GROUP BY 1"
         )
         .await,
-        ["manual|15|15"]
+        ["manual|16|16"]
     );
     assert_eq!(rows(&client, "SELECT x FROM fragile").await, ["100"]);
 
@@ -290,7 +290,7 @@ async fn scheduled_jobs_run_retry_and_show_in_system_tables() {
                 array_has(depends_on, 'profile_traits') FROM system.models WHERE name = 'profiles'",
     )
     .await;
-    assert_eq!(profiles, ["table|t|t|success|t"]);
+    assert_eq!(profiles, ["incremental|t|t|success|t"]);
     assert_eq!(
         rows(
             &client,
