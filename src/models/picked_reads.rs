@@ -39,12 +39,15 @@ pub type Picks = Vec<(String, Vec<RowSelector>)>;
 
 type Read = Arc<OnceCell<Arc<Vec<RecordBatch>>>>;
 
+/// What a read is of: the rows, and the columns.
+type ReadKey = (Picks, Vec<String>);
+
 /// One table's reads through its indexes, in one build.
 #[derive(Debug, Default)]
 pub struct PickedReads {
     /// Every column a scan of the table projects, by name.
     columns: Mutex<BTreeSet<String>>,
-    reads: Mutex<Vec<((Picks, Vec<String>), Read)>>,
+    reads: Mutex<Vec<(ReadKey, Read)>>,
 }
 
 impl PickedReads {
@@ -69,7 +72,7 @@ impl PickedReads {
             registered.extend(schema.fields().iter().map(|f| f.name().clone()));
             registered.iter().cloned().collect()
         };
-        let key = (picks, columns);
+        let key: ReadKey = (picks, columns);
         let read: Read = {
             let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
             match reads.iter().find(|(k, _)| *k == key) {
