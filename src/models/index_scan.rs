@@ -2,9 +2,11 @@
 //! a table with declared indexes that looks up values of indexed columns
 //! reads only the rows whose hash one of those values has, through a
 //! Parquet row selection on each file (together with the selection of its
-//! deleted rows, if any), so DataFusion's own Parquet scan still reads
-//! them, with its schema, casts and statistics. The filter or join above
-//! the scan still compares the values.
+//! deleted rows, if any). The rows are read once per build for every scan
+//! of the table that picks them ([`super::picked_reads`]), cast to each
+//! scan's schema; a scan of a column the files lack is left to
+//! DataFusion's own Parquet scan, through the same selection. The filter
+//! or join above the scan still compares the values.
 //!
 //! Two kinds of lookup give the values:
 //!
@@ -81,11 +83,20 @@ impl ColumnIndexed {
 
 /// The files a scan reads, once each (a file split into ranges is one);
 /// None unless it is a whole-file Parquet scan (no limit, no ordering it
-/// keeps).
+/// keeps) of plain columns (no expression the optimiser pushed into it).
 fn scanned_files(scan: &Arc<dyn ExecutionPlan>) -> Option<Vec<PartitionedFile>> {
     let exec = scan.downcast_ref::<DataSourceExec>()?;
     let config = exec.data_source().downcast_ref::<FileScanConfig>()?;
     if config.limit.is_some() || scan.properties().output_ordering().is_some() {
+        return None;
+    }
+    if let Some(projection) = config.file_source().projection()
+        && !projection.iter().all(|p| {
+            p.expr
+                .downcast_ref::<Column>()
+                .is_some_and(|c| c.name() == p.alias)
+        })
+    {
         return None;
     }
     let mut files: Vec<PartitionedFile> = Vec::new();
