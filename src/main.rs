@@ -4,7 +4,10 @@
 //! memory for reuse (handing it back after a second of disuse), where the
 //! system allocator maps and unmaps large buffers, and a query that frees
 //! and allocates column buffers of megabytes then pays the kernel to zero
-//! fresh pages over and over. It is built without transparent huge pages
+//! fresh pages over and over. It keeps freed memory for ten seconds
+//! instead of one ([`alloc_tuning`]): a run frees and reallocates buffers
+//! of megabytes throughout, and memory handed back to the kernel costs a
+//! page fault and a zeroed page at its next touch. It is built without transparent huge pages
 //! (`no_thp`): on a huge page the kernel zeroes 2 MiB at the first touch of
 //! any byte of it, which raised an incremental run's peak memory by a
 //! fifth and its time in the kernel with it.
@@ -13,5 +16,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    alloc_tuning::keep_freed_memory_for(std::time::Duration::from_secs(10));
     profiledb::cli::main()
 }

@@ -19,7 +19,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::buffer::ScalarBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
 use datafusion::error::{DataFusionError, Result};
@@ -30,7 +29,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::identity::graph::Text;
 use crate::identity::resolve::identifier_hash;
 use crate::storage::publish::TablePointer;
-use crate::storage::u64_columns;
+use crate::storage::u64_columns::{self, Blocks};
 use crate::storage::{Storage, layout};
 
 /// Files indexed at once.
@@ -147,25 +146,51 @@ fn external(e: crate::error::Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-/// The hashes of every row of each of `files` (data files of `table`, in
-/// order) by the index on `columns`, building those that are missing.
-pub async fn load(
+/// Each of `files` (data files of `table`, in order) as its number of
+/// rows and its rows (ascending) whose hash by the index on `columns`
+/// `wants` holds for; an index that is missing is built. A stored index
+/// is scanned a block at a time ([`Blocks`]), not held.
+pub async fn matching(
     storage: &Storage,
     table: &str,
     columns: &[String],
     files: &[String],
-) -> Result<Vec<ScalarBuffer<u64>>> {
-    futures::stream::iter(files.iter().cloned())
-        .map(|path| {
-            let storage = storage.clone();
-            let rel = index_file(table, columns, &path);
-            let columns = columns.to_vec();
-            tokio::spawn(async move { load_or_build(&storage, &rel, &path, &columns).await })
-        })
-        .buffered(PARALLEL)
-        .map(|joined| joined.map_err(|e| DataFusionError::External(Box::new(e)))?)
-        .try_collect()
-        .await
+    wants: impl Fn(u64) -> bool,
+) -> Result<Vec<(usize, Vec<u32>)>> {
+    let name = stored_name(columns);
+    let mut matched = Vec::with_capacity(files.len());
+    for path in files {
+        let rel = index_file(table, columns, path);
+        let mut rows = Vec::new();
+        let mut pick = |start: usize, hashes: &[u64]| {
+            rows.extend(
+                hashes
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &h)| wants(h))
+                    .map(|(r, _)| (start + r) as u32),
+            );
+        };
+        let total = match Blocks::open(storage, &rel, &[&name])
+            .await
+            .map_err(external)?
+        {
+            Some(blocks) => {
+                blocks
+                    .each(storage, &[0], |start, block| pick(start, block[0]))
+                    .await
+                    .map_err(external)?;
+                blocks.rows()
+            }
+            None => {
+                let hashes = build(storage, &rel, path, columns).await?;
+                pick(0, &hashes);
+                hashes.len()
+            }
+        };
+        matched.push((total, rows));
+    }
+    Ok(matched)
 }
 
 /// Builds the index on `columns` of those of `files` that have none, and
@@ -192,7 +217,17 @@ async fn complete(
         .filter(|(rel, _)| !stored.contains(rel))
         .map(|(_, p)| p.clone())
         .collect();
-    load(storage, table, columns, &missing).await?;
+    futures::stream::iter(missing)
+        .map(|path| {
+            let storage = storage.clone();
+            let rel = index_file(table, columns, &path);
+            let columns = columns.to_vec();
+            tokio::spawn(async move { build(&storage, &rel, &path, &columns).await })
+        })
+        .buffered(PARALLEL)
+        .map(|joined| joined.map_err(|e| DataFusionError::External(Box::new(e)))?)
+        .try_for_each(|_| async { Ok(()) })
+        .await?;
     let wanted: HashSet<&String> = wanted.iter().map(|(rel, _)| rel).collect();
     for rel in stored.iter().filter(|r| !wanted.contains(r)) {
         storage.delete(rel).await?;
@@ -243,18 +278,9 @@ pub async fn refresh(
     Ok(())
 }
 
-async fn load_or_build(
-    storage: &Storage,
-    rel: &str,
-    path: &str,
-    columns: &[String],
-) -> Result<ScalarBuffer<u64>> {
-    let name = stored_name(columns);
-    if let Some(bytes) = storage.get_bytes(rel).await.map_err(external)?
-        && let Some(mut stored) = u64_columns::decode(bytes, &[&name])?
-    {
-        return Ok(stored.remove(0));
-    }
+/// Builds and stores the index on `columns` of the data file at `path`:
+/// its hashes, in row order.
+async fn build(storage: &Storage, rel: &str, path: &str, columns: &[String]) -> Result<Vec<u64>> {
     let batches = read_columns(storage, path, columns).await?;
     let mut hashes = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
     for batch in &batches {
@@ -266,9 +292,9 @@ async fn load_or_build(
                 .map(|h| h.unwrap_or(0)),
         );
     }
-    let bytes = u64_columns::encode(&[&name], &[&hashes])?;
+    let bytes = u64_columns::encode(&[&stored_name(columns)], &[&hashes])?;
     storage.put_bytes(rel, bytes).await.map_err(external)?;
-    Ok(ScalarBuffer::from(hashes))
+    Ok(hashes)
 }
 
 /// Every row of `columns` of the data file at `path`, in that order.

@@ -224,15 +224,21 @@ impl Inner {
             .iter()
             .map(|f| self.storage.relative(&f.object_meta.location))
             .collect();
-        let index =
-            column_index::load(&self.storage, &self.table.table, &self.columns, &paths).await?;
+        let index = column_index::matching(
+            &self.storage,
+            &self.table.table,
+            &self.columns,
+            &paths,
+            |h| wanted.contains(h),
+        )
+        .await?;
         let (mut picked, mut rows) = (0usize, 0usize);
         let mut picks = Vec::with_capacity(paths.len());
-        for ((path, hashes), file) in paths.iter().zip(&index).zip(&files) {
-            let ranges = ranges((0..hashes.len()).filter(|&r| wanted.contains(hashes[r])));
-            picked += ranges.iter().map(ExactSizeIterator::len).sum::<usize>();
-            rows += hashes.len();
-            let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), hashes.len());
+        for ((path, (file_rows, matched)), file) in paths.iter().zip(index).zip(&files) {
+            picked += matched.len();
+            rows += file_rows;
+            let ranges = ranges(matched.into_iter().map(|r| r as usize));
+            let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), file_rows);
             // Less the rows the file is not read through (deleted ones).
             let selection = narrowed(file, selection);
             picks.push((path.clone(), selection.iter().copied().collect()));

@@ -520,14 +520,16 @@ async fn candidates(
             }
         }
     }
-    let index = column_index::load(storage, &current.name, columns, &current.files).await?;
+    let index = column_index::matching(storage, &current.name, columns, &current.files, |h| {
+        wanted.contains(h)
+    })
+    .await?;
     let deleted = deletes::load_all(storage, &current.deletes).await?;
     let mut positions: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
-    for (f, (path, hashes)) in current.files.iter().zip(&index).enumerate() {
+    for (f, (path, (_, matched))) in current.files.iter().zip(index).enumerate() {
         let gone = deleted.get(path).map(|(_, d)| d.positions()).unwrap_or(&[]);
-        let picked: Vec<u32> = (0..hashes.len())
-            .filter(|&r| wanted.contains(hashes[r]))
-            .map(|r| r as u32)
+        let picked: Vec<u32> = matched
+            .into_iter()
             .filter(|r| gone.binary_search(r).is_err())
             .collect();
         if !picked.is_empty() {
