@@ -2,7 +2,8 @@
 //! not compress and statistics on them prune nothing, so a file is the
 //! columns' little-endian bytes behind a short header, and loading one is
 //! reading it: the columns are views into the bytes read (copied only if
-//! they land unaligned), not decoded values.
+//! they land unaligned), not decoded values. A scan that need not hold a
+//! file ([`Blocks`]) reads it a block at a time into one reused buffer.
 //!
 //! Layout: the magic `PDBU64` 1 (8 bytes); the column count and the row
 //! count (`u64` each); each column's name (its byte length as a `u64`, then
