@@ -45,11 +45,10 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use futures::TryStreamExt;
 use tokio::sync::OnceCell;
 
-use super::column_index::{self, key_hashes};
+use super::column_index::key_hashes;
 use super::index_join::{IndexedTables, SharedExec, replace_leaf, trace};
 use super::picked_reads::PickedReads;
 use crate::catalog::scan_files::{map_scanned_files, narrowed, select_rows};
-use crate::identity::hash_filter::HashFilter;
 use crate::storage::Storage;
 use crate::udf::occurrence_index::ranges;
 
@@ -194,7 +193,7 @@ impl Inner {
     /// The scan restricted to the rows the values pick, or as planned.
     async fn choose(&self, context: Arc<TaskContext>) -> Result<Arc<dyn ExecutionPlan>> {
         let clock = std::time::Instant::now();
-        let mut wanted = HashFilter::default();
+        let mut wanted: Vec<u64> = Vec::new();
         match &self.keys {
             Keys::Hashes(hashes) => wanted.extend(hashes.iter().copied()),
             Keys::Rows {
@@ -224,21 +223,24 @@ impl Inner {
             .iter()
             .map(|f| self.storage.relative(&f.object_meta.location))
             .collect();
-        let index = column_index::matching(
+        wanted.sort_unstable();
+        wanted.dedup();
+        let keys = wanted.len();
+        let index = self.table.reads.matching(
             &self.storage,
             &self.table.table,
             &self.columns,
             &paths,
-            |h| wanted.contains(h),
-        )
-        .await?;
+            wanted,
+        );
+        let index = index.await?;
         let (mut picked, mut rows) = (0usize, 0usize);
         let mut picks = Vec::with_capacity(paths.len());
-        for ((path, (file_rows, matched)), file) in paths.iter().zip(index).zip(&files) {
+        for ((path, (file_rows, matched)), file) in paths.iter().zip(index.iter()).zip(&files) {
             picked += matched.len();
             rows += file_rows;
-            let ranges = ranges(matched.into_iter().map(|r| r as usize));
-            let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), file_rows);
+            let ranges = ranges(matched.iter().map(|&r| r as usize));
+            let selection = RowSelection::from_consecutive_ranges(ranges.into_iter(), *file_rows);
             // Less the rows the file is not read through (deleted ones).
             let selection = narrowed(file, selection);
             picks.push((path.clone(), selection.iter().copied().collect()));
@@ -247,7 +249,7 @@ impl Inner {
         tracing::debug!(
             table = self.table.table,
             columns = ?self.columns,
-            keys = wanted.len(),
+            keys,
             picked,
             rows,
             through_index,
@@ -573,7 +575,7 @@ mod tests {
             .pointer;
         engine.catalog().refresh().await.unwrap();
         let indexes = vec![vec!["k".to_owned()]];
-        column_index::refresh(&storage, "t", &indexes, &pointer)
+        crate::models::column_index::refresh(&storage, "t", &indexes, &pointer)
             .await
             .unwrap();
         let declared = BTreeMap::from([("t".to_owned(), indexes)]);

@@ -12,6 +12,10 @@
 //! the same row selection (picked rows less deleted ones) the planned scan
 //! would have used; each scan projects and casts them to its own schema.
 //! The filter or join above the scan still compares the values.
+//!
+//! The index lookups are shared the same way: scans by the same keys
+//! through the same index (the identity map's five, by profile) scan the
+//! index once.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -28,6 +32,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
+use super::column_index;
+use crate::identity::hash_filter::HashFilter;
 use crate::storage::Storage;
 
 /// Files read at once.
@@ -42,12 +48,21 @@ type Read = Arc<OnceCell<Arc<Vec<RecordBatch>>>>;
 /// What a read is of: the rows, and the columns.
 type ReadKey = (Picks, Vec<String>);
 
+/// What an index lookup matched: each file's row count and its matching
+/// rows (see [`column_index::matching`]).
+pub type Matched = Arc<Vec<(usize, Vec<u32>)>>;
+
+/// What a lookup is: the index's columns, the files, the keys' hashes
+/// (sorted, distinct).
+type LookupKey = (Vec<String>, Vec<String>, Vec<u64>);
+
 /// One table's reads through its indexes, in one build.
 #[derive(Debug, Default)]
 pub struct PickedReads {
     /// Every column a scan of the table projects, by name.
     columns: Mutex<BTreeSet<String>>,
     reads: Mutex<Vec<(ReadKey, Read)>>,
+    lookups: Mutex<Vec<(LookupKey, Arc<OnceCell<Matched>>)>>,
 }
 
 impl PickedReads {
@@ -55,6 +70,43 @@ impl PickedReads {
     pub fn register(&self, schema: &SchemaRef) {
         let mut columns = self.columns.lock().unwrap_or_else(|e| e.into_inner());
         columns.extend(schema.fields().iter().map(|f| f.name().clone()));
+    }
+
+    /// The rows of `files` (of `table`) whose hash by the index on
+    /// `columns` is one of `keys` (sorted, distinct), looked up once for
+    /// every scan of this build that asks the same.
+    pub async fn matching(
+        &self,
+        storage: &Storage,
+        table: &str,
+        columns: &[String],
+        files: &[String],
+        keys: Vec<u64>,
+    ) -> Result<Matched> {
+        let key: LookupKey = (columns.to_vec(), files.to_vec(), keys);
+        let lookup = {
+            let mut lookups = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
+            match lookups.iter().find(|(k, _)| *k == key) {
+                Some((_, lookup)) => Arc::clone(lookup),
+                None => {
+                    let lookup = Arc::new(OnceCell::new());
+                    lookups.push((key.clone(), Arc::clone(&lookup)));
+                    lookup
+                }
+            }
+        };
+        let (columns, files, keys) = key;
+        let matched = lookup
+            .get_or_try_init(|| async {
+                let mut wanted = HashFilter::default();
+                wanted.extend(keys.iter().copied());
+                let matched = column_index::matching(storage, table, &columns, &files, |h| {
+                    wanted.contains(h)
+                });
+                matched.await.map(Arc::new)
+            })
+            .await?;
+        Ok(Arc::clone(matched))
     }
 
     /// A plan of `partitions` partitions that yields `picks`' rows, as
