@@ -19,6 +19,13 @@
 //!
 //! The lookup happens when the scan first runs, and the scan reads as
 //! planned when the values pick more than [`MAX_SHARE`] of the rows.
+//!
+//! A filter's lookups are planned before DataFusion's own physical rules
+//! ([`planning_index_filters`]), and such a scan estimates a row per value:
+//! a join then builds its hash table on the few rows the index picks, not
+//! on a whole table on its other side, and when they are none that side
+//! is never read. A join's lookups are planned after them (its sides are
+//! chosen by then).
 
 use std::fmt;
 use std::sync::Arc;
@@ -26,22 +33,27 @@ use std::sync::Arc;
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{ScalarValue, Statistics};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Operator;
 use datafusion::parquet::arrow::arrow_reader::RowSelection;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::utils::split_conjunction;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
 use datafusion::physical_plan::expressions::{BinaryExpr, Column, InListExpr, Literal};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
 use futures::TryStreamExt;
 use tokio::sync::OnceCell;
 
@@ -332,6 +344,33 @@ impl ExecutionPlan for IndexedScanExec {
         Ok(self)
     }
 
+    /// A filter's lookup reads about a row per value when it reads
+    /// through the index, so the optimiser estimates that many (and the
+    /// planned scan's rows when the values are too many for the index to
+    /// pay); a join's lookup has no estimate before it runs.
+    fn statistics_from_inputs(
+        &self,
+        _: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        let planned = StatisticsContext::new().compute(self.inner.scan.as_ref(), args)?;
+        let Keys::Hashes(hashes) = &self.inner.keys else {
+            return Ok(Arc::new(Statistics::new_unknown(&self.schema())));
+        };
+        let partitions = match args.partition() {
+            Some(_) => self.properties().partitioning.partition_count().max(1),
+            None => 1,
+        };
+        let looked_up = hashes.len().div_ceil(partitions);
+        let rows = match planned.num_rows.get_value() {
+            Some(&rows) if looked_up as f64 > rows as f64 * MAX_SHARE => return Ok(planned),
+            _ => looked_up,
+        };
+        let mut statistics = Statistics::new_unknown(&self.schema());
+        statistics.num_rows = Precision::Inexact(rows);
+        Ok(Arc::new(statistics))
+    }
+
     fn execute(
         &self,
         partition: usize,
@@ -348,6 +387,43 @@ impl ExecutionPlan for IndexedScanExec {
             stream,
         )))
     }
+}
+
+/// [`index_filters`] as the first of the physical optimiser's rules: the
+/// scans it narrows then estimate the rows they read (see
+/// `IndexedScanExec::statistics_from_inputs`) when DataFusion picks each
+/// hash join's sides, so a join builds on the few rows an index picks
+/// rather than on a whole table it could then skip, and a scan of no rows
+/// leaves the other side unread.
+#[derive(Debug)]
+struct IndexFilters(IndexedTables);
+
+impl PhysicalOptimizerRule for IndexFilters {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        index_filters(plan, &self.0)
+    }
+
+    fn name(&self) -> &str {
+        "index_filters"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// `state` planning with [`IndexFilters`] over `indexed` first.
+pub fn planning_index_filters(state: SessionState, indexed: &IndexedTables) -> SessionState {
+    let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+        vec![Arc::new(IndexFilters(indexed.clone()))];
+    rules.extend(state.physical_optimizers().iter().cloned());
+    SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rules(rules)
+        .build()
 }
 
 /// `plan` with each scan under a filter that looks up values of every

@@ -55,7 +55,7 @@ use datafusion::prelude::SessionContext;
 use super::changed::{Changed, Side};
 use super::column_index::{self, key_hashes};
 use super::index_join::{IndexedTables, index_joins};
-use super::index_scan::index_filters;
+use super::index_scan::planning_index_filters;
 use super::template::{BatchSize, ModelConfig};
 use crate::error::{Error, Result};
 use crate::identity::hash_filter::HashFilter;
@@ -140,8 +140,9 @@ pub async fn merge_changes(
     let collect = |plan: LogicalPlan| async move {
         let frame = ctx.execute_logical_plan(plan).await?;
         let task = Arc::new(frame.task_ctx());
-        let physical = index_filters(frame.create_physical_plan().await?, indexed)?;
-        let physical = index_joins(physical, indexed)?;
+        let (state, plan) = frame.into_parts();
+        let state = planning_index_filters(state, indexed);
+        let physical = index_joins(state.create_physical_plan(&plan).await?, indexed)?;
         let batches = datafusion::physical_plan::collect(Arc::clone(&physical), task).await?;
         tracing::trace!(
             plan = %datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
