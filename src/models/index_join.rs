@@ -614,6 +614,7 @@ impl IndexScan {
             .into_iter()
             .filter(|(f, _)| self.files.iter().any(|(p, _)| p == index.path(*f)))
             .collect();
+        let found = clock.elapsed().as_secs_f64();
         let picked: usize = picks
             .iter()
             .flat_map(|(_, ranges)| ranges.iter().map(|r| r.len()))
@@ -629,6 +630,7 @@ impl IndexScan {
             rows = picked,
             built,
             loaded,
+            found,
             read = clock.elapsed().as_secs_f64(),
             "index join: rows picked"
         );

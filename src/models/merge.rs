@@ -138,12 +138,19 @@ pub async fn merge_changes(
             .build()?)
     };
     let collect = |plan: LogicalPlan| async move {
+        let clock = std::time::Instant::now();
         let frame = ctx.execute_logical_plan(plan).await?;
         let task = Arc::new(frame.task_ctx());
         let (state, plan) = frame.into_parts();
         let state = planning_index_filters(state, indexed);
         let physical = index_joins(state.create_physical_plan(&plan).await?, indexed)?;
+        let planned = clock.elapsed().as_secs_f64();
         let batches = datafusion::physical_plan::collect(Arc::clone(&physical), task).await?;
+        tracing::debug!(
+            planned,
+            ran = clock.elapsed().as_secs_f64() - planned,
+            "merge: query planned and run"
+        );
         tracing::trace!(
             plan = %datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
                 physical.as_ref()

@@ -527,6 +527,7 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                             loop {
                                 let picks =
                                     index.select(|id, group| scope.wants(id, group)).await?;
+                                phase("earlier occurrences in scope selected");
                                 if picks.is_empty() {
                                     break;
                                 }
@@ -563,11 +564,13 @@ impl ExecutionPlan for ResolveIdentitiesExec {
                         let mut occurrences = delta.clone();
                         occurrences.extend(kept.iter().cloned());
                         let picks = previous.take_scope(&scope, &occurrences)?;
+                        phase("previous rows in scope picked");
                         let read = LiveRows::read_positions(storage, pointer, &picks);
                         previous.add_read(read.await.map_err(external)?)?;
                         phase("previous rows in scope read");
                     }
                     let (previous_rows, used) = scope.previous(&previous)?;
+                    phase("previous rows in scope taken");
                     let mut before = Previous::from_batches(&previous_rows, now)?;
                     before.used_elsewhere = used;
                     let mut batches = delta;
