@@ -587,6 +587,7 @@ mod tests {
     use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::physical_plan::collect;
+    use datafusion::physical_plan::joins::HashJoinExec;
 
     use super::*;
     use crate::engine::Engine;
@@ -678,8 +679,11 @@ mod tests {
                 .unwrap()
         };
         let plain = collect(plan().await, ctx.task_ctx()).await.unwrap();
-        let rewritten =
-            index_joins(index_filters(plan().await, indexed).unwrap(), indexed).unwrap();
+        // Planned as a merge plans.
+        let (state, logical) = ctx.sql(sql).await.unwrap().into_parts();
+        let state = planning_index_filters(state, indexed);
+        let planned = state.create_physical_plan(&logical).await.unwrap();
+        let rewritten = index_joins(planned, indexed).unwrap();
         let rows = collect(Arc::clone(&rewritten), ctx.task_ctx())
             .await
             .unwrap();
@@ -694,6 +698,58 @@ mod tests {
             .unwrap();
         let text = |b: &[RecordBatch]| pretty_format_batches(b).unwrap().to_string();
         (text(&plain), text(&rows), used)
+    }
+
+    #[tokio::test]
+    async fn a_join_builds_on_the_rows_an_index_picks() {
+        let (engine, indexed) = table().await;
+        // 500 rows: fewer than a filter of `t` is estimated to keep when
+        // planned as a plain scan (a fifth of 4,010), more than the four
+        // values the index looks up.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("v", DataType::Int64, false),
+        ]));
+        let small = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..500)),
+                Arc::new(Int64Array::from_iter_values((0..500).map(|n| n * 10))),
+            ],
+        )
+        .unwrap();
+        let stream = RecordBatchStreamAdapter::new(schema, futures::stream::iter([Ok(small)]));
+        let meta = VersionMeta::default();
+        publish_version(engine.storage(), "public", "small", Box::pin(stream), meta)
+            .await
+            .unwrap();
+        engine.catalog().refresh().await.unwrap();
+        let sql = "SELECT t.k, small.v FROM small JOIN t ON t.n = small.n \
+                   WHERE t.k IN ('k10', 'k2000', 'k3001', 'nope')";
+        let (plain, read, used) = both(&engine, &indexed, sql).await;
+        assert_eq!(used, Some(true));
+        assert_eq!(plain, read);
+        assert!(read.contains("| k10 | 100 |"), "{read}");
+        let (state, logical) = engine.context().sql(sql).await.unwrap().into_parts();
+        let state = planning_index_filters(state, &indexed);
+        let planned = state.create_physical_plan(&logical).await.unwrap();
+        let mut build_sides = Vec::new();
+        planned
+            .apply(|node| {
+                if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+                    let mut indexed_build = false;
+                    join.left()
+                        .apply(|n| {
+                            indexed_build |= n.is::<IndexedScanExec>();
+                            Ok(TreeNodeRecursion::Continue)
+                        })
+                        .unwrap();
+                    build_sides.push(indexed_build);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .unwrap();
+        assert_eq!(build_sides, vec![true], "{planned:?}");
     }
 
     #[tokio::test]
