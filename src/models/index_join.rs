@@ -53,6 +53,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 
 use super::index_scan::{ColumnIndexed, IndexedScanExec, Keys, scanned_paths};
+use super::occurrence_lookups::{Lookup, OccurrenceLookups};
 use crate::catalog::Catalog;
 use crate::error::Result as AppResult;
 use crate::identity::graph::Text;
@@ -72,6 +73,8 @@ pub struct IndexedTables {
     storage: Storage,
     tables: Vec<(String, Vec<(String, u64)>)>,
     columns: Vec<ColumnIndexed>,
+    /// Occurrence-index lookups shared with the run's other builds.
+    lookups: Arc<OccurrenceLookups>,
 }
 
 impl IndexedTables {
@@ -110,7 +113,13 @@ impl IndexedTables {
             storage: storage.clone(),
             tables,
             columns,
+            lookups: Arc::default(),
         })
+    }
+
+    /// These tables, sharing occurrence-index lookups through `lookups`.
+    pub fn sharing(self, lookups: Arc<OccurrenceLookups>) -> Self {
+        Self { lookups, ..self }
     }
 
     pub fn storage(&self) -> &Storage {
@@ -232,6 +241,7 @@ pub fn index_joins(
                     files: probe.files,
                     original: Arc::clone(&probe.scan),
                     storage: storage.clone(),
+                    lookups: Arc::clone(&indexed.lookups),
                     picked: OnceCell::new(),
                 }),
             });
@@ -557,6 +567,7 @@ struct IndexScan {
     files: Vec<(String, u64)>,
     original: Arc<dyn ExecutionPlan>,
     storage: Storage,
+    lookups: Arc<OccurrenceLookups>,
     picked: Once<Picked>,
 }
 
@@ -594,6 +605,30 @@ impl IndexScan {
                 }
             }
         }
+        let hash = match self.by {
+            By::Identifier => Hash::Identifier,
+            By::Row => Hash::Group,
+        };
+        let mut keys: Vec<u64> = hashes.iter().collect();
+        keys.sort_unstable();
+        let lookup = Lookup {
+            table: self.table.clone(),
+            hash,
+            files: self.files.clone(),
+            keys,
+        };
+        if let Some(found) = self.lookups.get(&lookup) {
+            tracing::debug!(
+                table = self.table,
+                keys = hashes.len(),
+                rows = found
+                    .as_ref()
+                    .map(|b| b.iter().map(RecordBatch::num_rows).sum::<usize>()),
+                seconds = clock.elapsed().as_secs_f64(),
+                "index join: rows found by an earlier build's equal lookup"
+            );
+            return found.map(|rows| self.as_scanned(&rows)).transpose();
+        }
         // Loaded for all the table's files (the load removes the indexes
         // of files it is not given), picked from the scanned ones.
         let Some(index) =
@@ -603,11 +638,6 @@ impl IndexScan {
         };
         let loaded = clock.elapsed().as_secs_f64();
         let most = (index.rows() as f64 * MAX_SHARE) as usize;
-        let by = self.by;
-        let hash = match by {
-            By::Identifier => Hash::Identifier,
-            By::Row => Hash::Group,
-        };
         let picks: Vec<_> = index
             .find(hash, |h| hashes.contains(h))
             .await?
@@ -620,10 +650,11 @@ impl IndexScan {
             .flat_map(|(_, ranges)| ranges.iter().map(|r| r.len()))
             .sum();
         if picked > most {
+            self.lookups.put(lookup, None);
             return Ok(None);
         }
-        let schema = self.original.schema();
-        let rows = index.read(picks).await?;
+        let rows = Arc::new(index.read(picks).await?);
+        self.lookups.put(lookup, Some(Arc::clone(&rows)));
         tracing::debug!(
             table = self.table,
             keys = hashes.len(),
@@ -634,6 +665,12 @@ impl IndexScan {
             read = clock.elapsed().as_secs_f64(),
             "index join: rows picked"
         );
+        self.as_scanned(&rows).map(Some)
+    }
+
+    /// Rows read from the occurrence files, in the scan's columns.
+    fn as_scanned(&self, rows: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+        let schema = self.original.schema();
         rows.iter()
             .map(|batch| {
                 let columns = schema
@@ -652,7 +689,6 @@ impl IndexScan {
                 Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
             })
             .collect::<Result<Vec<_>>>()
-            .map(Some)
     }
 }
 
@@ -786,6 +822,7 @@ mod tests {
             storage,
             tables: vec![("occ".into(), files)],
             columns: Vec::new(),
+            lookups: Arc::default(),
         };
         (dir, ctx, indexed)
     }
@@ -873,6 +910,32 @@ mod tests {
             plain.contains("| v4 ") && plain.contains("| v5 "),
             "{plain}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_later_equal_lookup_takes_the_rows_found_before() {
+        let (_dir, ctx, indexed) = indexed().await;
+        keys(
+            &ctx,
+            ["v3", "v10"]
+                .map(|v| ("cookie".to_owned(), v.to_owned()))
+                .into(),
+        );
+        let sql = "SELECT o.row_key, o.id_value FROM k JOIN occ o \
+                   ON o.id_type = k.a AND o.id_value = k.b ORDER BY 1, 2";
+        let (plain, first, picked) = both(&ctx, &indexed, sql).await;
+        assert_eq!(picked, Some(true));
+        assert_eq!(plain, first);
+        // With the index gone, an equal lookup neither loads nor rebuilds it.
+        let dir = layout::occurrence_index_dir("occ");
+        let storage = indexed.storage();
+        for (rel, _) in storage.list(&dir).await.unwrap() {
+            storage.delete(&rel).await.unwrap();
+        }
+        let (_, again, picked) = both(&ctx, &indexed, sql).await;
+        assert_eq!(picked, Some(true));
+        assert_eq!(again, first);
+        assert!(storage.list(&dir).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ pub mod data_tests;
 pub mod index_join;
 pub mod index_scan;
 pub mod merge;
+pub mod occurrence_lookups;
 pub mod picked_reads;
 pub mod run;
 pub mod schedule;

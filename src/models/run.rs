@@ -39,6 +39,7 @@ use super::column_index;
 use super::dag::{self, Node};
 use super::index_join::IndexedTables;
 use super::merge::{self, Merge};
+use super::occurrence_lookups::OccurrenceLookups;
 use super::table_diff;
 use super::template::{self, Materialized};
 use crate::catalog::scan_files::ScanFiles;
@@ -154,6 +155,8 @@ pub async fn run(
         .filter(|(_, n)| !n.config.indexes.is_empty())
         .map(|(name, n)| (name.clone(), n.config.indexes.clone()))
         .collect();
+    // Occurrence-index lookups the run's builds share.
+    let lookups = Arc::new(OccurrenceLookups::default());
     let mut broken: BTreeSet<String> = BTreeSet::new();
     let mut report = RunReport {
         models: Vec::new(),
@@ -184,7 +187,7 @@ pub async fn run(
             }
         } else {
             let started = Instant::now();
-            match build_indexed(engine, node, &declared, options).await {
+            match build_indexed(engine, node, &declared, &lookups, options).await {
                 Ok(built) => ModelMetrics {
                     model: name.clone(),
                     status: ModelStatus::Built,
@@ -257,9 +260,10 @@ async fn build_indexed(
     engine: &Arc<Engine>,
     node: &Node,
     declared: &BTreeMap<String, Vec<Vec<String>>>,
+    lookups: &Arc<OccurrenceLookups>,
     options: RunOptions,
 ) -> Result<Built> {
-    let built = build_one(engine, node, declared, options).await?;
+    let built = build_one(engine, node, declared, lookups, options).await?;
     if let Some(pointer) = &built.pointer
         && node.config.materialized != Materialized::View
     {
@@ -283,6 +287,7 @@ async fn build_one(
     engine: &Arc<Engine>,
     node: &Node,
     declared: &BTreeMap<String, Vec<Vec<String>>>,
+    lookups: &Arc<OccurrenceLookups>,
     options: RunOptions,
 ) -> Result<Built> {
     let name = &node.model.name;
@@ -377,7 +382,8 @@ async fn build_one(
                     let inputs = input_files(engine, node, &changed.plan);
                     let indexed = IndexedTables::find(engine.catalog(), engine.storage(), declared)
                         .await
-                        .map_err(other_err)?;
+                        .map_err(other_err)?
+                        .sharing(Arc::clone(lookups));
                     let merged = merge::merge_changes(
                         session.context(),
                         engine.storage(),

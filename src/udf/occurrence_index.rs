@@ -210,7 +210,7 @@ impl OccurrenceIndex {
 }
 
 /// Which of a row's hashes a lookup is by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Hash {
     Identifier,
     Group,
