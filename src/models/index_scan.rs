@@ -353,10 +353,10 @@ impl ExecutionPlan for IndexedScanExec {
         _: &[Arc<Statistics>],
         args: &StatisticsArgs,
     ) -> Result<Arc<Statistics>> {
-        let planned = StatisticsContext::new().compute(self.inner.scan.as_ref(), args)?;
         let Keys::Hashes(hashes) = &self.inner.keys else {
             return Ok(Arc::new(Statistics::new_unknown(&self.schema())));
         };
+        let planned = StatisticsContext::new().compute(self.inner.scan.as_ref(), args)?;
         let partitions = match args.partition() {
             Some(_) => self.properties().partitioning.partition_count().max(1),
             None => 1,
