@@ -59,6 +59,7 @@ use tokio::sync::OnceCell;
 
 use super::column_index::key_hashes;
 use super::index_join::{IndexedTables, SharedExec, replace_leaf, trace};
+use super::key_set;
 use super::picked_reads::PickedReads;
 use crate::catalog::scan_files::{map_scanned_files, narrowed, select_rows};
 use crate::storage::Storage;
@@ -511,13 +512,19 @@ fn lookup_scan(
     Ok(None)
 }
 
-/// `column IN (literals)` or `column = literal`: the column's index in
-/// the filter's input, and the non-null values.
+/// `column IN (literals)`, `column = literal` or a merge's key set
+/// ([`key_set`]): the column's index in the filter's input, and the
+/// non-null values.
 fn looked_up(expr: &Arc<dyn PhysicalExpr>) -> Option<(usize, Vec<ScalarValue>)> {
     let literal =
         |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<Literal>().map(|l| l.value().clone());
     let column = |e: &Arc<dyn PhysicalExpr>| e.downcast_ref::<Column>().map(Column::index);
-    let (at, values) = if let Some(list) = expr.downcast_ref::<InListExpr>() {
+    let (at, values) = if let Some((at, keys)) = key_set::looked_up(expr) {
+        let values = (0..keys.len())
+            .map(|i| ScalarValue::try_from_array(keys, i).ok())
+            .collect::<Option<Vec<_>>>()?;
+        (at, values)
+    } else if let Some(list) = expr.downcast_ref::<InListExpr>() {
         if list.negated() {
             return None;
         }
@@ -586,8 +593,10 @@ mod tests {
     use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::arrow::util::pretty::pretty_format_batches;
+    use datafusion::logical_expr::col;
     use datafusion::physical_plan::collect;
     use datafusion::physical_plan::joins::HashJoinExec;
+    use datafusion::prelude::DataFrame;
 
     use super::*;
     use crate::engine::Engine;
@@ -669,18 +678,21 @@ mod tests {
         indexed: &IndexedTables,
         sql: &str,
     ) -> (String, String, Option<bool>) {
+        let frame = engine.context().sql(sql).await.unwrap();
+        both_of(engine, indexed, frame).await
+    }
+
+    /// [`both`] of a query built as a frame.
+    async fn both_of(
+        engine: &Arc<Engine>,
+        indexed: &IndexedTables,
+        frame: DataFrame,
+    ) -> (String, String, Option<bool>) {
         let ctx = engine.context();
-        let plan = || async {
-            ctx.sql(sql)
-                .await
-                .unwrap()
-                .create_physical_plan()
-                .await
-                .unwrap()
-        };
-        let plain = collect(plan().await, ctx.task_ctx()).await.unwrap();
+        let plain = frame.clone().create_physical_plan().await.unwrap();
+        let plain = collect(plain, ctx.task_ctx()).await.unwrap();
         // Planned as a merge plans.
-        let (state, logical) = ctx.sql(sql).await.unwrap().into_parts();
+        let (state, logical) = frame.into_parts();
         let state = planning_index_filters(state, indexed);
         let planned = state.create_physical_plan(&logical).await.unwrap();
         let rewritten = index_joins(planned, indexed).unwrap();
@@ -750,6 +762,37 @@ mod tests {
             })
             .unwrap();
         assert_eq!(build_sides, vec![true], "{planned:?}");
+    }
+
+    #[tokio::test]
+    async fn a_merges_key_set_is_looked_up_through_the_index() {
+        let (engine, indexed) = table().await;
+        // Past the keys an IN list holds; k3 is deleted, k4005 is in the
+        // second file.
+        let mut keys: Vec<String> = (0..30).map(|n| format!("k{}", n * 100 + 3)).collect();
+        keys.extend(["k4005".to_owned(), "nope".to_owned()]);
+        let values: ArrayRef = Arc::new(StringArray::from(keys));
+        let filter = key_set::keys_filter(col("k"), values, false).unwrap();
+        let frame = engine.context().sql("SELECT k, n FROM t").await.unwrap();
+        let frame = frame
+            .filter(filter)
+            .unwrap()
+            .select_columns(&["n"])
+            .unwrap();
+        let frame = frame.sort_by(vec![col("n")]).unwrap();
+        let (plain, read, used) = both_of(&engine, &indexed, frame).await;
+        assert_eq!(used, Some(true));
+        assert_eq!(plain, read);
+        assert!(
+            read.contains("| 103 ") && read.contains("| 4005 "),
+            "{read}"
+        );
+        assert!(!read.contains("| 3 "), "{read}");
+        assert_eq!(
+            read.lines().filter(|l| l.starts_with("| ")).count(),
+            31,
+            "{read}"
+        );
     }
 
     #[tokio::test]

@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike};
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, new_empty_array};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::array_value_to_string;
@@ -56,6 +56,7 @@ use super::changed::{Changed, Side};
 use super::column_index::{self, key_hashes};
 use super::index_join::{IndexedTables, index_joins};
 use super::index_scan::planning_index_filters;
+use super::key_set;
 use super::template::{BatchSize, ModelConfig};
 use crate::error::{Error, Result};
 use crate::identity::hash_filter::HashFilter;
@@ -231,13 +232,12 @@ fn keys_filter(key: &[String], keys: &[RecordBatch]) -> Result<Option<Expr>> {
                 }
             }
         }
-        let column = col(Column::from_name(name));
-        let mut this = column
-            .clone()
-            .in_list(values.into_iter().map(lit).collect(), false);
-        if nulls {
-            this = this.or(column.is_null());
-        }
+        let values = if values.is_empty() {
+            new_empty_array(keys[0].column(i).data_type())
+        } else {
+            ScalarValue::iter_to_array(values)?
+        };
+        let this = key_set::keys_filter(col(Column::from_name(name)), values, nulls)?;
         filter = Some(match filter {
             Some(f) => f.and(this),
             None => this,

@@ -13,6 +13,7 @@ pub mod dag;
 pub mod data_tests;
 pub mod index_join;
 pub mod index_scan;
+pub mod key_set;
 pub mod merge;
 pub mod occurrence_lookups;
 pub mod picked_reads;
