@@ -28,7 +28,7 @@ use std::sync::{Arc, OnceLock};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{cast, is_null, or_kleene};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::common::ScalarValue;
+use datafusion::common::{ScalarValue, internal_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -130,11 +130,9 @@ impl KeySet {
         )]));
         let batch = RecordBatch::try_new(schema, vec![Arc::clone(&column)])?;
         let found = self.member()?.evaluate(&batch)?.into_array(rows)?;
-        let found = found
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .cloned()
-            .unwrap_or_else(|| BooleanArray::from(vec![None; rows]));
+        let Some(found) = found.as_any().downcast_ref::<BooleanArray>().cloned() else {
+            return internal_err!("merge_keys: IN gave {}, not booleans", found.data_type());
+        };
         if self.nulls && column.null_count() > 0 {
             return Ok(or_kleene(&found, &is_null(&column)?)?);
         }
