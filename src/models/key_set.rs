@@ -183,7 +183,7 @@ mod tests {
     use datafusion::arrow::array::{Int64Array, StringArray};
     use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::datasource::MemTable;
-    use datafusion::logical_expr::col;
+    use datafusion::logical_expr::{col, lit};
     use datafusion::prelude::SessionContext;
 
     use super::*;
@@ -245,7 +245,7 @@ mod tests {
         let values: ArrayRef = Arc::new(StringArray::from(keys.clone()));
         for nulls in [false, true] {
             let set = keys_filter(col("k"), Arc::clone(&values), nulls).unwrap();
-            let mut listed = col("k").in_list(keys.iter().map(|k| lit_str(k)).collect(), false);
+            let mut listed = col("k").in_list(keys.iter().map(lit).collect(), false);
             if nulls {
                 listed = listed.or(col("k").is_null());
             }
@@ -283,9 +283,5 @@ mod tests {
         let other = keys_filter(col("k"), many, false).unwrap();
         assert_eq!(one, one.clone());
         assert_ne!(one, other);
-    }
-
-    fn lit_str(s: &str) -> Expr {
-        datafusion::logical_expr::lit(s)
     }
 }
